@@ -1,0 +1,95 @@
+"""The storage contract: one protocol, two implementations (memory and Redis), one test suite.
+
+Every method takes `now_ms`, the scheduler's clock, so tests drive time; a storage with a clock of its
+own (Redis uses the server's) may ignore it. A `ClaimRow` is what a worker needs to run an attempt:
+`(handle, token, id, name, payload, attempt, priority, timeout_ms)`, where `handle` is opaque and goes
+back to the storage with `token` (the lease's fencing token) in every report about that attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from ..task import TaskInfo, TaskPage
+
+ClaimRow = tuple[Any, int, str, str, bytes, int, int, int]
+Held = tuple[Any, int]  # (handle, token)
+Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    kind: str
+
+    async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
+        """Stores a task; returns (id, created). `created` is False when an idempotency key matched."""
+        ...
+
+    async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]: ...
+
+    async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]: ...
+
+    async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
+        """Records successes; returns the (handle, token) pairs refused because the lease was lost."""
+        ...
+
+    async def fail(
+        self, handle: Any, token: int, error: str, traceback: str, retry_delay_ms: int | None, now_ms: int
+    ) -> bool: ...
+
+    async def hand_back_many(self, items: list[Held], now_ms: int) -> int: ...
+
+    async def renew(self, held: list[Held], lease_ms: int, now_ms: int) -> list[Held]:
+        """Renews leases; returns the ones lost."""
+        ...
+
+    async def reap(self, now_ms: int) -> list[tuple[Any, int, str, bool]]:
+        """Returns expired leases' tasks to the queue: [(handle, token, id, now_dead)]."""
+        ...
+
+    async def set_progress_many(self, items: list[tuple[Any, int, float]]) -> None: ...
+
+    async def next_due(self, pool: str) -> int | None:
+        """When the next scheduled or retrying task of `pool` becomes due (epoch ms)."""
+        ...
+
+    async def cancel(self, task_id: str, now_ms: int) -> tuple[bool, Held | None, str | None]:
+        """(cancelled now, the lease it held if running, its status if it had already ended)."""
+        ...
+
+    async def resubmit(self, task_id: str, now_ms: int) -> None: ...
+
+    async def resubmit_dead(self, name: str | None, pool: str | None, query: str | None, limit: int,
+                            now_ms: int) -> list[str]: ...  # fmt: skip
+
+    async def purge(self, task_id: str) -> None: ...
+
+    async def purge_dead(self, name: str | None, pool: str | None, query: str | None, limit: int) -> list[str]: ...
+
+    async def get(self, task_id: str, now_ms: int) -> TaskInfo: ...
+
+    async def list_tasks(self, statuses: list[str] | None, name: str | None, pool: str | None, query: str | None,
+                         limit: int, cursor: str | None, now_ms: int) -> TaskPage: ...  # fmt: skip
+
+    async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
+        """{pool: {status: count}}."""
+        ...
+
+    async def wait(self, task_id: str, now_ms: int) -> None:
+        """Returns once the task has ended."""
+        ...
+
+    async def sweep(self, now_ms: int) -> int:
+        """Forgets tasks past their retention; returns how many."""
+        ...
+
+    async def add_schedule(self, schedule_id: str, kind: str, every: str, tz: str, template: Spec,
+                           skip_if_running: bool, now_ms: int) -> int: ...  # fmt: skip
+
+    async def remove_schedule(self, schedule_id: str) -> None: ...
+
+    async def schedules(self) -> list[tuple[Any, ...]]: ...
+
+    async def next_schedule_due(self) -> int | None: ...
+
+    async def fire_schedules(self, now_ms: int) -> list[str]: ...

@@ -1,0 +1,233 @@
+"""What you submit (`Task`) and what you read back (`TaskInfo`, `TaskStatus`, `TaskPage`)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import _core
+from ._result import decode_result
+from .errors import InvalidOptionError
+
+DEFAULT_POOL = "default"
+
+Payload = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any] | int | float | bool | None
+
+
+class TaskStatus(str, enum.Enum):
+    """The states of a task. `RETRYING` and `DEAD` are what a "failed" filter shows."""
+
+    WAITING = "waiting"  # DAG parents pending
+    SCHEDULED = "scheduled"  # run time in the future
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"  # an attempt failed; the next one waits out its backoff
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # out of attempts or a permanent error: in the dead letter queue
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a DAG condition can no longer be met
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """bytes stay bytes, str is UTF-8, anything else is JSON (read it back with `ctx.json()`)."""
+    if payload is None:
+        return b""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidOptionError(f"payload must be bytes, str or JSON-serialisable: {e}") from None
+
+
+def _seconds(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidOptionError(f"{name} must be a finite number of seconds, not {value!r}")
+    if value < 0:
+        raise InvalidOptionError(f"{name} must not be negative (got {value})")
+    return float(value)
+
+
+def _ids(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    ids = tuple(value)
+    if not all(isinstance(i, str) for i in ids):
+        raise InvalidOptionError(f"{name} takes task ids (str)")
+    return ids
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Task:
+    """A unit of work to submit: the job name, its payload, and how and when to run it.
+
+    `on_success` / `on_failure` / `on_complete` name parent task ids: the task waits until every
+    condition holds (a parent succeeded / went dead / ended in any way), and is skipped when one no
+    longer can. `delay` (seconds) and `run_at` (an aware datetime) set the earliest start.
+    """
+
+    name: str
+    payload: bytes
+    priority: int
+    timeout: float | None
+    pool: str
+    max_retries: int | None
+    key: str | None
+    id: str | None
+    run_at: datetime | None
+    delay: float | None
+    on_success: tuple[str, ...]
+    on_failure: tuple[str, ...]
+    on_complete: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        payload: Payload = None,
+        *,
+        priority: int = 0,
+        timeout: float | None = None,
+        pool: str = DEFAULT_POOL,
+        max_retries: int | None = None,
+        key: str | None = None,
+        id: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        on_success: str | Iterable[str] | None = None,
+        on_failure: str | Iterable[str] | None = None,
+        on_complete: str | Iterable[str] | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise InvalidOptionError(f"job name must be a str, not {type(name).__name__}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidOptionError(f"priority must be an int, not {priority!r}")
+        if not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
+            raise InvalidOptionError(
+                f"priority {priority} is out of range: use an integer from "
+                f"{_core.MIN_PRIORITY} to {_core.MAX_PRIORITY} (higher runs first)"
+            )
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+        ):
+            raise InvalidOptionError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        if timeout is not None and _seconds("timeout", timeout) == 0:
+            raise InvalidOptionError("timeout must be positive (leave it out for no timeout)")
+        if delay is not None and run_at is not None:
+            raise InvalidOptionError("give either delay or run_at, not both")
+        if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
+            raise InvalidOptionError("run_at must be a timezone-aware datetime")
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "payload", encode_payload(payload))
+        set_(self, "priority", priority)
+        set_(self, "timeout", _seconds("timeout", timeout))
+        set_(self, "pool", pool)
+        set_(self, "max_retries", max_retries)
+        set_(self, "key", key)
+        set_(self, "id", id)
+        set_(self, "delay", _seconds("delay", delay))
+        set_(self, "run_at", run_at)
+        set_(self, "on_success", _ids("on_success", on_success))
+        set_(self, "on_failure", _ids("on_failure", on_failure))
+        set_(self, "on_complete", _ids("on_complete", on_complete))
+
+    def parents(self) -> list[tuple[str, str]]:
+        """DAG edges as (parent id, trigger name)."""
+        return (
+            [(p, "on_success") for p in self.on_success]
+            + [(p, "on_failure") for p in self.on_failure]
+            + [(p, "on_complete") for p in self.on_complete]
+        )
+
+
+def _when(ms: int) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms else None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A snapshot of a task as the storage holds it."""
+
+    id: str
+    name: str
+    pool: str
+    status: TaskStatus
+    priority: int
+    attempts: int
+    max_retries: int
+    lease_losses: int
+    timeout: float | None
+    progress: float
+    created_at: datetime | None
+    run_at: datetime | None  # when it became (or becomes) eligible to run
+    started_at: datetime | None
+    finished_at: datetime | None
+    key: str | None
+    error: str | None
+    traceback: str | None
+    result: Any
+    payload: bytes
+    parents: tuple[tuple[str, str], ...] = field(default=())
+    schedule: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> TaskInfo:
+        """Builds the snapshot from a storage row (layout in `_core.pyi`, `Engine.get`)."""
+        (id_, name, pool, status, priority, attempts, max_retries, lease_losses, timeout_ms, progress,
+         created, ready, started, finished, key, error, tb, result, payload, parents, schedule, _seq) = row  # fmt: skip
+        return cls(
+            id=id_,
+            name=name,
+            pool=pool,
+            status=TaskStatus(status),
+            priority=priority,
+            attempts=attempts,
+            max_retries=max_retries,
+            lease_losses=lease_losses,
+            timeout=timeout_ms / 1000 if timeout_ms else None,
+            progress=round(progress, 6),
+            created_at=_when(created),
+            run_at=_when(ready),
+            started_at=_when(started),
+            finished_at=_when(finished),
+            key=key,
+            error=error,
+            traceback=tb,
+            result=decode_result(result),
+            payload=payload,
+            parents=tuple(tuple(p) for p in parents),  # type: ignore[misc]
+            schedule=schedule,
+        )
+
+    def json(self) -> Any:
+        """The payload decoded as JSON."""
+        return json.loads(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of `list_tasks`, newest first. Pass `next_cursor` back to get the next page."""
+
+    tasks: list[TaskInfo]
+    next_cursor: str | None

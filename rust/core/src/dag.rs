@@ -1,0 +1,731 @@
+//! Task dependency graph: decides when a child task may run.
+//!
+//! A child waits on edges `(parent, trigger)`. When a parent reaches a terminal outcome, each
+//! edge to it is either met (the edge is dropped) or can never be met (the child is skipped).
+//! A child whose last edge is met becomes ready. A skipped child is itself a finished parent,
+//! with outcome [`Outcome::Skipped`], so skips cascade down the graph; the cascade is a worklist,
+//! not recursion, so chains of any depth are safe.
+//!
+//! Only what is still undecided is stored: for each live parent the list of its waiting
+//! children, and for each waiting child the number of edges still pending. Edges to parents that
+//! already finished are evaluated when the child is added and never stored.
+//!
+//! Handles are opaque and are never checked for reuse. Entries for a child that was skipped or
+//! forgotten may remain in the lists of its other, still live parents until those resolve (they
+//! are ignored then). A handle must therefore not be reused for a new waiting child while such
+//! a parent is live; a handle that carries a generation avoids the question.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+/// The condition an edge waits for on its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    OnSuccess,
+    OnFailure,
+    OnComplete,
+}
+
+/// The terminal outcomes of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Succeeded,
+    Dead,
+    Cancelled,
+    Skipped,
+}
+
+impl Trigger {
+    /// OnSuccess holds for Succeeded; OnFailure for Dead (the parent ran out of attempts);
+    /// OnComplete for every terminal outcome (Succeeded, Dead, Cancelled, Skipped): it is a
+    /// `finally`.
+    pub fn is_met_by(self, outcome: Outcome) -> bool {
+        match self {
+            Trigger::OnSuccess => outcome == Outcome::Succeeded,
+            Trigger::OnFailure => outcome == Outcome::Dead,
+            Trigger::OnComplete => true,
+        }
+    }
+}
+
+/// What became of a child when it was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every edge is already met: the child may run now.
+    Ready,
+    /// Some parents are still live; the child is stored until they resolve.
+    Waiting,
+    /// An edge to a finished parent can never be met; nothing was stored.
+    Skipped,
+}
+
+/// The children decided by one [`Dag::resolve`], each listed once.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Resolution<K> {
+    /// Every edge is met: these may run now.
+    pub ready: Vec<K>,
+    /// An edge can never be met: these never run. Their own children were already resolved.
+    pub skipped: Vec<K>,
+}
+
+/// The waiting children and their live parents.
+pub struct Dag<K> {
+    /// Live parent -> its waiting children, one entry per edge.
+    children_of: HashMap<K, Vec<(K, Trigger)>>,
+    /// Waiting child -> number of its edges not yet met.
+    pending_edges_of: HashMap<K, usize>,
+}
+
+impl<K: Copy + Eq + Hash> Default for Dag<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Copy + Eq + Hash> Dag<K> {
+    pub fn new() -> Self {
+        Dag {
+            children_of: HashMap::new(),
+            pending_edges_of: HashMap::new(),
+        }
+    }
+
+    /// Registers a new `child` with its `edges` (parent, trigger). `outcome_of(parent)` is
+    /// Some(outcome) for a parent that already finished, None for one still live (the caller has
+    /// already checked every parent exists).
+    ///
+    /// Edges to finished parents are evaluated now: one that can never hold makes the child
+    /// Skipped (nothing is stored); ones that hold are dropped. If edges to live parents remain,
+    /// the child is stored as Waiting; else it is Ready.
+    pub fn add_child(
+        &mut self,
+        child: K,
+        edges: &[(K, Trigger)],
+        outcome_of: impl Fn(K) -> Option<Outcome>,
+    ) -> Admission {
+        debug_assert!(!self.is_waiting(child), "child added twice");
+        let mut live_edges = Vec::with_capacity(edges.len());
+        for &(parent, trigger) in edges {
+            match outcome_of(parent) {
+                Some(outcome) if !trigger.is_met_by(outcome) => return Admission::Skipped,
+                Some(_) => {}
+                None => live_edges.push((parent, trigger)),
+            }
+        }
+        if live_edges.is_empty() {
+            return Admission::Ready;
+        }
+        self.pending_edges_of.insert(child, live_edges.len());
+        for (parent, trigger) in live_edges {
+            self.children_of
+                .entry(parent)
+                .or_default()
+                .push((child, trigger));
+        }
+        Admission::Waiting
+    }
+
+    /// A parent reached a terminal outcome. Children whose last pending edge is now met are
+    /// `ready`; a child with an edge that can no longer hold is `skipped`, and is in turn
+    /// resolved with [`Outcome::Skipped`] for its own children. Children that were forgotten or
+    /// already decided are ignored. The parent's child list is dropped.
+    pub fn resolve(&mut self, parent: K, outcome: Outcome) -> Resolution<K> {
+        let mut resolution = Resolution {
+            ready: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let mut finished = VecDeque::from([(parent, outcome)]);
+        while let Some((parent, outcome)) = finished.pop_front() {
+            let Some(children) = self.children_of.remove(&parent) else {
+                continue;
+            };
+            for (child, trigger) in children {
+                // Absent: forgotten, or already decided by an earlier edge.
+                let Entry::Occupied(mut pending) = self.pending_edges_of.entry(child) else {
+                    continue;
+                };
+                if trigger.is_met_by(outcome) {
+                    *pending.get_mut() -= 1;
+                    if *pending.get() == 0 {
+                        pending.remove();
+                        resolution.ready.push(child);
+                    }
+                } else {
+                    pending.remove();
+                    resolution.skipped.push(child);
+                    finished.push_back((child, Outcome::Skipped));
+                }
+            }
+        }
+        resolution
+    }
+
+    /// Removes a waiting child (it was cancelled). Returns whether it was waiting. Later
+    /// resolutions of its parents ignore it. The caller then resolves the child itself with
+    /// [`Outcome::Cancelled`] for its own children.
+    pub fn forget(&mut self, child: K) -> bool {
+        self.pending_edges_of.remove(&child).is_some()
+    }
+
+    pub fn is_waiting(&self, child: K) -> bool {
+        self.pending_edges_of.contains_key(&child)
+    }
+
+    /// Edges of `child` not yet met; 0 if it is not waiting.
+    pub fn pending_edges(&self, child: K) -> usize {
+        self.pending_edges_of.get(&child).copied().unwrap_or(0)
+    }
+
+    /// Number of waiting children.
+    pub fn waiting_len(&self) -> usize {
+        self.pending_edges_of.len()
+    }
+}
+
+/// Order for submitting a batch of new nodes that may name each other as parents. `parents[i]`
+/// lists node i's parents given as indexes into the batch (the caller drops parents outside the
+/// batch). Returns an order in which every node comes after its parents, or Err(i) with a node i
+/// that lies on a cycle (self-loops included).
+///
+/// Panics if a parent index is not below `parents.len()`.
+pub fn topological_order(parents: &[Vec<usize>]) -> Result<Vec<usize>, usize> {
+    let node_count = parents.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); node_count];
+    for (node, node_parents) in parents.iter().enumerate() {
+        for &parent in node_parents {
+            children[parent].push(node);
+        }
+    }
+
+    // Kahn's algorithm: emit a node once all of its parents are emitted.
+    let mut unplaced_parents: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let mut order: Vec<usize> = (0..node_count)
+        .filter(|&node| unplaced_parents[node] == 0)
+        .collect();
+    let mut next = 0;
+    while next < order.len() {
+        let node = order[next];
+        next += 1;
+        for &child in &children[node] {
+            unplaced_parents[child] -= 1;
+            if unplaced_parents[child] == 0 {
+                order.push(child);
+            }
+        }
+    }
+    if order.len() == node_count {
+        return Ok(order);
+    }
+
+    // Every unplaced node has an unplaced parent, so walking from one unplaced node to an
+    // unplaced parent must revisit a node, and the first node revisited lies on a cycle.
+    let mut placed = vec![false; node_count];
+    for &node in &order {
+        placed[node] = true;
+    }
+    let mut visited = vec![false; node_count];
+    let mut node = (0..node_count)
+        .find(|&node| !placed[node])
+        .expect("an unplaced node exists");
+    while !visited[node] {
+        visited[node] = true;
+        node = *parents[node]
+            .iter()
+            .find(|&&parent| !placed[parent])
+            .expect("an unplaced node has an unplaced parent");
+    }
+    Err(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    use Outcome::{Cancelled, Dead, Skipped, Succeeded};
+    use Trigger::{OnComplete, OnFailure, OnSuccess};
+
+    const ALL_TRIGGERS: [Trigger; 3] = [OnSuccess, OnFailure, OnComplete];
+    const ALL_OUTCOMES: [Outcome; 4] = [Succeeded, Dead, Cancelled, Skipped];
+
+    fn all_live(_: u32) -> Option<Outcome> {
+        None
+    }
+
+    fn ready(ids: &[u32]) -> Resolution<u32> {
+        Resolution {
+            ready: ids.to_vec(),
+            skipped: vec![],
+        }
+    }
+
+    fn skipped(ids: &[u32]) -> Resolution<u32> {
+        Resolution {
+            ready: vec![],
+            skipped: ids.to_vec(),
+        }
+    }
+
+    #[test]
+    fn trigger_truth_table() {
+        for trigger in ALL_TRIGGERS {
+            for outcome in ALL_OUTCOMES {
+                let expected = match trigger {
+                    OnSuccess => outcome == Succeeded,
+                    OnFailure => outcome == Dead,
+                    OnComplete => true,
+                };
+                assert_eq!(
+                    trigger.is_met_by(outcome),
+                    expected,
+                    "{trigger:?} {outcome:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn single_edge_of_each_trigger_against_each_outcome() {
+        for trigger in ALL_TRIGGERS {
+            for outcome in ALL_OUTCOMES {
+                let mut dag = Dag::new();
+                assert_eq!(
+                    dag.add_child(1, &[(0, trigger)], all_live),
+                    Admission::Waiting
+                );
+                assert_eq!(dag.pending_edges(1), 1);
+                let expected = if trigger.is_met_by(outcome) {
+                    ready(&[1])
+                } else {
+                    skipped(&[1])
+                };
+                assert_eq!(dag.resolve(0, outcome), expected, "{trigger:?} {outcome:?}");
+                assert_eq!(dag.waiting_len(), 0);
+                assert!(dag.children_of.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn child_without_edges_is_ready() {
+        let mut dag = Dag::<u32>::new();
+        assert_eq!(dag.add_child(1, &[], all_live), Admission::Ready);
+        assert_eq!(dag.waiting_len(), 0);
+    }
+
+    #[test]
+    fn join_is_ready_only_after_the_last_parent() {
+        let mut dag = Dag::new();
+        let edges = [(0, OnSuccess), (1, OnFailure), (2, OnComplete)];
+        assert_eq!(dag.add_child(9, &edges, all_live), Admission::Waiting);
+        assert_eq!(dag.pending_edges(9), 3);
+        assert_eq!(dag.resolve(1, Dead), Resolution::default());
+        assert_eq!(dag.pending_edges(9), 2);
+        assert_eq!(dag.resolve(0, Succeeded), Resolution::default());
+        assert!(dag.is_waiting(9));
+        assert_eq!(dag.resolve(2, Cancelled), ready(&[9]));
+        assert!(!dag.is_waiting(9));
+        assert_eq!(dag.pending_edges(9), 0);
+    }
+
+    #[test]
+    fn failed_join_cascades_skips_but_runs_finally_grandchild() {
+        let mut dag = Dag::new();
+        dag.add_child(2, &[(0, OnSuccess), (1, OnSuccess)], all_live);
+        dag.add_child(3, &[(2, OnSuccess)], all_live);
+        dag.add_child(4, &[(3, OnFailure)], all_live);
+        dag.add_child(5, &[(2, OnComplete)], all_live);
+        dag.add_child(6, &[(5, OnSuccess)], all_live);
+
+        let resolution = dag.resolve(0, Dead);
+        assert_eq!(resolution.skipped, vec![2, 3, 4]);
+        assert_eq!(resolution.ready, vec![5]);
+        assert!(dag.is_waiting(6), "waits for the finally task to run");
+        assert_eq!(dag.resolve(1, Succeeded), Resolution::default());
+        assert_eq!(dag.resolve(5, Succeeded), ready(&[6]));
+        assert_eq!(dag.waiting_len(), 0);
+    }
+
+    #[test]
+    fn child_added_after_its_parent_finished() {
+        let finished = |parent: u32| (parent == 0).then_some(Succeeded);
+        let mut dag = Dag::new();
+        assert_eq!(
+            dag.add_child(1, &[(0, OnSuccess)], finished),
+            Admission::Ready
+        );
+        assert_eq!(
+            dag.add_child(2, &[(0, OnFailure)], finished),
+            Admission::Skipped
+        );
+        assert_eq!(
+            dag.add_child(3, &[(0, OnComplete)], finished),
+            Admission::Ready
+        );
+        assert_eq!(dag.waiting_len(), 0);
+
+        // A met edge to a finished parent is dropped; the live one remains.
+        let edges = [(0, OnSuccess), (7, OnSuccess)];
+        assert_eq!(dag.add_child(4, &edges, finished), Admission::Waiting);
+        assert_eq!(dag.pending_edges(4), 1);
+        assert_eq!(dag.resolve(7, Succeeded), ready(&[4]));
+
+        // An unmet edge to a finished parent stores nothing, not even the live edges.
+        let edges = [(8, OnSuccess), (0, OnFailure)];
+        assert_eq!(dag.add_child(5, &edges, finished), Admission::Skipped);
+        assert!(dag.children_of.is_empty());
+        assert_eq!(dag.resolve(8, Succeeded), Resolution::default());
+    }
+
+    #[test]
+    fn forgotten_child_is_ignored_when_its_parent_resolves() {
+        let mut dag = Dag::new();
+        dag.add_child(1, &[(0, OnSuccess)], all_live);
+        dag.add_child(2, &[(1, OnComplete)], all_live);
+        assert!(dag.forget(1));
+        assert!(!dag.forget(1), "no longer waiting");
+        assert_eq!(dag.resolve(0, Succeeded), Resolution::default());
+        // The caller resolves the cancelled child for its own children.
+        assert_eq!(dag.resolve(1, Cancelled), ready(&[2]));
+        assert_eq!(dag.waiting_len(), 0);
+        assert!(dag.children_of.is_empty());
+    }
+
+    #[test]
+    fn two_edges_to_one_parent_that_cannot_both_hold() {
+        for outcome in ALL_OUTCOMES {
+            for edges in [
+                [(0, OnSuccess), (0, OnFailure)],
+                [(0, OnFailure), (0, OnSuccess)],
+            ] {
+                let mut dag = Dag::new();
+                dag.add_child(1, &edges, all_live);
+                assert_eq!(dag.pending_edges(1), 2);
+                assert_eq!(
+                    dag.resolve(0, outcome),
+                    skipped(&[1]),
+                    "{edges:?} {outcome:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn two_edges_to_one_parent_that_both_hold() {
+        let mut dag = Dag::new();
+        dag.add_child(1, &[(0, OnSuccess), (0, OnComplete)], all_live);
+        assert_eq!(dag.resolve(0, Succeeded), ready(&[1]));
+    }
+
+    #[test]
+    fn diamond() {
+        let mut dag = Dag::new();
+        dag.add_child(1, &[(0, OnSuccess)], all_live);
+        dag.add_child(2, &[(0, OnSuccess)], all_live);
+        dag.add_child(3, &[(1, OnSuccess), (2, OnSuccess)], all_live);
+        assert_eq!(dag.resolve(0, Succeeded), ready(&[1, 2]));
+        assert_eq!(dag.resolve(2, Succeeded), Resolution::default());
+        assert_eq!(dag.resolve(1, Succeeded), ready(&[3]));
+
+        // Both sides skipped: the join is skipped once, not twice.
+        dag.add_child(11, &[(10, OnSuccess)], all_live);
+        dag.add_child(12, &[(10, OnSuccess)], all_live);
+        dag.add_child(13, &[(11, OnComplete), (12, OnSuccess)], all_live);
+        assert_eq!(dag.resolve(10, Dead), skipped(&[11, 12, 13]));
+        assert_eq!(dag.waiting_len(), 0);
+    }
+
+    #[test]
+    fn deep_chain_is_skipped_without_recursion() {
+        const LENGTH: u32 = 200_000;
+        let mut dag = Dag::new();
+        for node in 1..LENGTH {
+            dag.add_child(node, &[(node - 1, OnSuccess)], all_live);
+        }
+        assert_eq!(dag.waiting_len(), LENGTH as usize - 1);
+        let resolution = dag.resolve(0, Dead);
+        assert!(resolution.ready.is_empty());
+        assert_eq!(resolution.skipped, (1..LENGTH).collect::<Vec<_>>());
+        assert_eq!(dag.waiting_len(), 0);
+        assert!(dag.children_of.is_empty());
+    }
+
+    fn assert_valid_order(parents: &[Vec<usize>], order: &[usize]) {
+        let mut position = vec![usize::MAX; parents.len()];
+        for (index, &node) in order.iter().enumerate() {
+            assert_eq!(position[node], usize::MAX, "node {node} listed twice");
+            position[node] = index;
+        }
+        assert_eq!(order.len(), parents.len());
+        for (node, node_parents) in parents.iter().enumerate() {
+            for &parent in node_parents {
+                assert!(position[parent] < position[node], "{parent} after {node}");
+            }
+        }
+    }
+
+    /// Whether `node` can reach itself by following parent links.
+    fn lies_on_cycle(parents: &[Vec<usize>], node: usize) -> bool {
+        let mut seen = vec![false; parents.len()];
+        let mut stack = parents[node].clone();
+        while let Some(current) = stack.pop() {
+            if current == node {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[current], true) {
+                stack.extend(&parents[current]);
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn topological_order_of_valid_batches() {
+        let empty: Vec<Vec<usize>> = vec![];
+        assert_eq!(topological_order(&empty), Ok(vec![]));
+        let batch = vec![vec![2], vec![], vec![1], vec![0, 2, 2]];
+        assert_eq!(topological_order(&batch), Ok(vec![1, 2, 0, 3]));
+        let diamond = vec![vec![1, 2], vec![3], vec![3], vec![]];
+        assert_valid_order(&diamond, &topological_order(&diamond).unwrap());
+    }
+
+    #[test]
+    fn topological_order_reports_a_node_on_the_cycle() {
+        // 0 -> 1 -> 2 -> 1, and 3 hangs below the cycle: only 1 or 2 may be reported.
+        let batch = vec![vec![], vec![0, 2], vec![1], vec![2]];
+        let node = topological_order(&batch).unwrap_err();
+        assert!(node == 1 || node == 2, "{node}");
+        assert_eq!(topological_order(&[vec![1], vec![0]]), Err(0));
+    }
+
+    #[test]
+    fn topological_order_reports_a_self_loop() {
+        assert_eq!(topological_order(&[vec![], vec![1]]), Err(1));
+        assert_eq!(topological_order(&[vec![0]]), Err(0));
+    }
+
+    /// The final outcome of every node, computed straight from the definitions: roots take
+    /// their given outcome, cancelled nodes are Cancelled, and any other node runs (and
+    /// succeeds) if all its edges are met, else it is Skipped. Parents have lower indexes.
+    fn reference_outcomes(
+        edges: &[Vec<(usize, Trigger)>],
+        root_outcomes: &[Outcome],
+        cancelled: &HashSet<usize>,
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(edges.len());
+        for (node, node_edges) in edges.iter().enumerate() {
+            let outcome = if cancelled.contains(&node) {
+                Cancelled
+            } else if node_edges.is_empty() {
+                root_outcomes[node]
+            } else if node_edges
+                .iter()
+                .all(|&(parent, trigger)| trigger.is_met_by(outcomes[parent]))
+            {
+                Succeeded
+            } else {
+                Skipped
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    fn trigger_strategy() -> impl Strategy<Value = Trigger> {
+        prop::sample::select(ALL_TRIGGERS.to_vec())
+    }
+
+    fn outcome_strategy() -> impl Strategy<Value = Outcome> {
+        prop::sample::select(ALL_OUTCOMES.to_vec())
+    }
+
+    /// Edges of node i, each as (parent < i, trigger); duplicates allowed.
+    fn dag_strategy() -> impl Strategy<Value = Vec<Vec<(usize, Trigger)>>> {
+        (1usize..40).prop_flat_map(|node_count| {
+            (0..node_count)
+                .map(|node| {
+                    if node == 0 {
+                        Just(vec![]).boxed()
+                    } else {
+                        prop::collection::vec((0..node, trigger_strategy()), 0..4).boxed()
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    }
+
+    /// What the test driver does next.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// Submit the next node; its parents are all submitted already.
+        Submit,
+        /// Finish the oldest node that may run.
+        FinishOne,
+        /// Cancel the waiting node at this position among the waiting ones, if any.
+        Cancel(usize),
+    }
+
+    fn step_strategy() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => Just(Step::Submit),
+            4 => Just(Step::FinishOne),
+            1 => any::<usize>().prop_map(Step::Cancel),
+        ]
+    }
+
+    /// The caller's view of the graph, used to drive a [`Dag`] like the scheduler does.
+    struct Driver<'a> {
+        dag: Dag<usize>,
+        edges: &'a [Vec<(usize, Trigger)>],
+        root_outcomes: &'a [Outcome],
+        submitted: usize,
+        waiting: Vec<usize>,
+        runnable: VecDeque<usize>,
+        finished: HashMap<usize, Outcome>,
+        cancelled: HashSet<usize>,
+    }
+
+    impl Driver<'_> {
+        /// Records a node's final outcome; each node is decided exactly once.
+        fn finish(&mut self, node: usize, outcome: Outcome) {
+            assert_eq!(
+                self.finished.insert(node, outcome),
+                None,
+                "{node} decided twice"
+            );
+        }
+
+        fn apply(&mut self, resolution: Resolution<usize>) {
+            for node in resolution.ready {
+                assert!(self.waiting.contains(&node), "{node} was not waiting");
+                self.waiting.retain(|&waiting| waiting != node);
+                self.runnable.push_back(node);
+            }
+            for node in resolution.skipped {
+                assert!(self.waiting.contains(&node), "{node} was not waiting");
+                self.waiting.retain(|&waiting| waiting != node);
+                self.finish(node, Skipped);
+            }
+        }
+
+        fn submit(&mut self) {
+            let node = self.submitted;
+            self.submitted += 1;
+            let finished = &self.finished;
+            let admission = self.dag.add_child(node, &self.edges[node], |parent| {
+                finished.get(&parent).copied()
+            });
+            match admission {
+                Admission::Ready => self.runnable.push_back(node),
+                Admission::Waiting => self.waiting.push(node),
+                Admission::Skipped => {
+                    self.finish(node, Skipped);
+                    let resolution = self.dag.resolve(node, Skipped);
+                    assert_eq!(resolution, Resolution::default(), "no children yet");
+                }
+            }
+        }
+
+        fn finish_one(&mut self) {
+            let Some(node) = self.runnable.pop_front() else {
+                return;
+            };
+            let outcome = if self.edges[node].is_empty() {
+                self.root_outcomes[node]
+            } else {
+                Succeeded
+            };
+            self.finish(node, outcome);
+            let resolution = self.dag.resolve(node, outcome);
+            self.apply(resolution);
+        }
+
+        fn cancel(&mut self, position: usize) {
+            if self.waiting.is_empty() {
+                return;
+            }
+            let node = self.waiting.remove(position % self.waiting.len());
+            assert!(self.dag.forget(node));
+            self.cancelled.insert(node);
+            self.finish(node, Cancelled);
+            let resolution = self.dag.resolve(node, Cancelled);
+            self.apply(resolution);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn resolution_matches_reference(
+            edges in dag_strategy(),
+            root_outcomes in prop::collection::vec(outcome_strategy(), 40),
+            steps in prop::collection::vec(step_strategy(), 0..120),
+        ) {
+            let mut driver = Driver {
+                dag: Dag::new(),
+                edges: &edges,
+                root_outcomes: &root_outcomes,
+                submitted: 0,
+                waiting: Vec::new(),
+                runnable: VecDeque::new(),
+                finished: HashMap::new(),
+                cancelled: HashSet::new(),
+            };
+            for step in steps {
+                match step {
+                    Step::Submit if driver.submitted < edges.len() => driver.submit(),
+                    Step::Submit => {}
+                    Step::FinishOne => driver.finish_one(),
+                    Step::Cancel(position) => driver.cancel(position),
+                }
+                prop_assert_eq!(driver.dag.waiting_len(), driver.waiting.len());
+                for &node in &driver.waiting {
+                    prop_assert!(driver.dag.is_waiting(node));
+                    prop_assert!(driver.dag.pending_edges(node) >= 1);
+                }
+            }
+            while driver.submitted < edges.len() {
+                driver.submit();
+            }
+            while !driver.runnable.is_empty() {
+                driver.finish_one();
+            }
+
+            prop_assert!(driver.waiting.is_empty(), "never decided: {:?}", driver.waiting);
+            prop_assert_eq!(driver.dag.waiting_len(), 0);
+            prop_assert!(driver.dag.children_of.is_empty());
+            let expected = reference_outcomes(&edges, &root_outcomes, &driver.cancelled);
+            for (node, &outcome) in expected.iter().enumerate() {
+                prop_assert_eq!(driver.finished.get(&node), Some(&outcome), "node {}", node);
+            }
+        }
+
+        #[test]
+        fn topological_order_is_valid_or_names_a_cycle(
+            parents in (1usize..30).prop_flat_map(|node_count| {
+                prop::collection::vec(prop::collection::vec(0..node_count, 0..3), node_count)
+            })
+        ) {
+            match topological_order(&parents) {
+                Ok(order) => assert_valid_order(&parents, &order),
+                Err(node) => prop_assert!(lies_on_cycle(&parents, node), "{} not on a cycle", node),
+            }
+        }
+
+        #[test]
+        fn topological_order_accepts_every_acyclic_batch(edges in dag_strategy()) {
+            // Reverse the node numbering so the order is not simply the identity.
+            let node_count = edges.len();
+            let parents: Vec<Vec<usize>> = edges
+                .iter()
+                .rev()
+                .map(|node_edges| {
+                    node_edges.iter().map(|&(parent, _)| node_count - 1 - parent).collect()
+                })
+                .collect();
+            let order = topological_order(&parents).expect("acyclic");
+            assert_valid_order(&parents, &order);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `skedulr._core`: the PyO3 shell over `skedulr-core`. Each file wraps one core concept; nothing here
+//! decides scheduling behaviour.
+
+use pyo3::prelude::*;
+
+mod backoff;
+mod cron;
+mod dag;
+mod engine;
+mod errors;
+mod leases;
+mod ready_queue;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    use skedulr_core::validate;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<ready_queue::ReadyQueue>()?;
+    m.add_class::<leases::LeaseTable>()?;
+    m.add_class::<dag::Dag>()?;
+    m.add_class::<backoff::RetryPolicy>()?;
+    m.add_class::<cron::CronSchedule>()?;
+    m.add_function(wrap_pyfunction!(backoff::salt_of, m)?)?;
+    m.add("MIN_PRIORITY", validate::MIN_PRIORITY)?;
+    m.add("MAX_PRIORITY", validate::MAX_PRIORITY)?;
+    m.add("MAX_NAME_LEN", validate::MAX_NAME_LEN)?;
+    m.add("MAX_KEY_LEN", validate::MAX_KEY_LEN)?;
+    m.add("MAX_RETRIES", validate::MAX_RETRIES)?;
+    m.add("NAME_ALPHABET", validate::NAME_ALPHABET)?;
+    Ok(())
+}
