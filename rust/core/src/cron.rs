@@ -1217,9 +1217,7 @@ mod tests {
 
         fn matches(&self, local: NaiveDateTime) -> bool {
             let selects = |values: &Option<BTreeSet<u32>>, value: u32| {
-                values
-                    .as_ref()
-                    .map_or(true, |values| values.contains(&value))
+                values.as_ref().is_none_or(|values| values.contains(&value))
             };
             let dom = selects(&self.days_of_month, local.day());
             let dow = selects(&self.days_of_week, local.weekday().num_days_from_sunday());

@@ -173,6 +173,8 @@ pub struct Engine {
     finished_watched: Vec<String>,
     schedules: ScheduleTable,
     next_generated_id: u64,
+    /// Ids a batch being submitted names explicitly (empty between calls).
+    reserved_ids: HashSet<String>,
 }
 
 impl Engine {
@@ -197,6 +199,7 @@ impl Engine {
             finished_watched: Vec::new(),
             schedules: ScheduleTable::default(),
             next_generated_id: 0,
+            reserved_ids: HashSet::new(),
         }
     }
 
@@ -249,13 +252,29 @@ impl Engine {
                 specs[i].id.as_deref().unwrap_or("?")
             ))
         })?;
+        // Generated ids must not take an id the batch names explicitly.
+        self.reserved_ids = batch_ids.keys().map(|id| id.to_string()).collect();
         let mut slots: Vec<Option<TaskSpec>> = specs.into_iter().map(Some).collect();
         let mut out: Vec<Option<Submitted>> = vec![None; slots.len()];
+        // A batch task whose idempotency key is taken becomes the holder: its children follow it there.
+        let mut actual_id: HashMap<String, String> = HashMap::new();
         for i in order {
-            if let Some(spec) = slots[i].take() {
-                out[i] = Some(self.insert(spec, now, NO_SCHEDULE));
+            let Some(mut spec) = slots[i].take() else {
+                continue;
+            };
+            for (parent, _) in &mut spec.parents {
+                if let Some(id) = actual_id.get(parent.as_str()) {
+                    parent.clone_from(id);
+                }
             }
+            let given = spec.id.clone();
+            let submitted = self.insert(spec, now, NO_SCHEDULE);
+            if let Some(given) = given {
+                actual_id.insert(given, submitted.id.clone());
+            }
+            out[i] = Some(submitted);
         }
+        self.reserved_ids.clear();
         Ok(out.into_iter().flatten().collect())
     }
 
@@ -426,13 +445,27 @@ impl Engine {
         }
     }
 
+    /// A resubmitted task holds its key again: live, even if its window had passed meanwhile. If a
+    /// newer task took the key since, that one keeps it.
+    fn reclaim_key(&mut self, slot: u32, now: i64) {
+        let Some(key) = self.slot_task(slot).key().map(Box::<str>::from) else {
+            return;
+        };
+        if self.key_holder(&key, now).is_none() {
+            let task_id = self.slot_task(slot).id.clone();
+            self.hold_key(key, task_id);
+        } else {
+            self.set_key_window(slot, LIVE);
+        }
+    }
+
     fn generate_id(&mut self) -> Arc<str> {
         loop {
             let n = self.next_generated_id;
             self.next_generated_id += 1;
             // splitmix64 is a bijection, so distinct counters give distinct ids.
             let id = format!("{:016x}", splitmix64(n ^ self.config.id_seed));
-            if !self.by_id.contains_key(id.as_str()) {
+            if !self.by_id.contains_key(id.as_str()) && !self.reserved_ids.contains(&id) {
                 return Arc::from(id);
             }
         }
@@ -476,8 +509,10 @@ impl Engine {
     fn make_ready(&mut self, slot: u32, now: i64) {
         let task = self.slot_task(slot);
         let (pool, priority, ready_ms) = (task.pool, task.priority, task.ready_ms.max(now));
-        self.slot_task_mut(slot).ready_ms = ready_ms;
-        self.queues[pool as usize].push(slot, priority, ready_ms, now);
+        let task = self.slot_task_mut(slot);
+        task.ready_ms = ready_ms;
+        let seq = task.seq;
+        self.queues[pool as usize].push_with_seq(slot, priority, ready_ms, seq, now);
         let status = if ready_ms > now {
             Status::Scheduled
         } else {
@@ -503,7 +538,8 @@ impl Engine {
             }
             self.set_key_window(slot, now.saturating_add(self.config.key_ttl_ms));
             if self.watched.remove(&slot) {
-                self.finished_watched.push(self.slot_task(slot).id.to_string());
+                self.finished_watched
+                    .push(self.slot_task(slot).id.to_string());
             }
             let outcome = outcome_of(status).expect("terminal status");
             let seq = self.slot_task(slot).seq;
@@ -602,10 +638,10 @@ impl Engine {
                 let retry = retry_delay_ms.filter(|_| task.attempts <= task.max_retries);
                 match retry {
                     Some(delay) => {
-                        let (pool, priority) = (task.pool, task.priority);
-                        let at = now.saturating_add(delay as i64);
+                        let (pool, priority, seq) = (task.pool, task.priority, task.seq);
+                        let at = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
                         task.ready_ms = at;
-                        self.queues[pool as usize].push(slot, priority, at, now);
+                        self.queues[pool as usize].push_with_seq(slot, priority, at, seq, now);
                         let status = if at > now {
                             Status::Retrying
                         } else {
@@ -626,8 +662,8 @@ impl Engine {
         let task = self.slot_task_mut(slot);
         task.attempts = task.attempts.saturating_sub(1);
         task.started_ms = 0;
-        let (pool, priority, ready_ms) = (task.pool, task.priority, task.ready_ms);
-        self.queues[pool as usize].push(slot, priority, ready_ms.min(now), now);
+        let (pool, priority, ready_ms, seq) = (task.pool, task.priority, task.ready_ms, task.seq);
+        self.queues[pool as usize].push_with_seq(slot, priority, ready_ms.min(now), seq, now);
         self.set_status(slot, Status::Queued);
     }
 
@@ -679,7 +715,7 @@ impl Engine {
     }
 
     pub fn set_progress(&mut self, slot: u32, token: u64, progress: f32) -> bool {
-        if !self.leases.holds(slot, token) {
+        if !self.leases.holds(slot, token) || progress.is_nan() {
             return false;
         }
         self.slot_task_mut(slot).progress = progress.clamp(0.0, 1.0);
@@ -755,7 +791,7 @@ impl Engine {
         task.finished_ms = 0;
         task.started_ms = 0;
         task.ready_ms = now;
-        self.set_key_window(slot, LIVE);
+        self.reclaim_key(slot, now);
         self.make_ready(slot, now);
         Ok(())
     }
@@ -779,8 +815,25 @@ impl Engine {
                 status.as_str()
             )));
         }
+        self.release_key(slot);
         self.remove(slot);
         Ok(())
+    }
+
+    /// Drops the idempotency key a task holds, so the key is free for a new task at once.
+    fn release_key(&mut self, slot: u32) {
+        let task = self.slot_task(slot);
+        let Some(key) = task.key().map(Box::<str>::from) else {
+            return;
+        };
+        let held_by_it = self
+            .keys
+            .get(&key)
+            .map(|h| (h.task_id == task.id, h.expires_ms));
+        if let Some((true, expires_ms)) = held_by_it {
+            self.key_expiry.remove(&(expires_ms, key.clone()));
+            self.keys.remove(&key);
+        }
     }
 
     /// Purges up to `limit` dead tasks matching `filter`. Returns their ids.
@@ -921,7 +974,9 @@ impl Engine {
             finished_ms: task.finished_ms,
             key: extra.and_then(|e| e.key.as_deref()).map(str::to_string),
             error: extra.and_then(|e| e.error.as_deref()).map(str::to_string),
-            traceback: extra.and_then(|e| e.traceback.as_deref()).map(str::to_string),
+            traceback: extra
+                .and_then(|e| e.traceback.as_deref())
+                .map(str::to_string),
             result: extra.and_then(|e| e.result.as_deref()).map(<[u8]>::to_vec),
             payload: task.payload.to_vec(),
             parents: extra.map_or_else(Vec::new, |e| {
@@ -982,7 +1037,10 @@ impl Engine {
                 )));
             }
         }
-        if spec.template.id.is_some() || spec.template.key.is_some() || !spec.template.parents.is_empty() {
+        if spec.template.id.is_some()
+            || spec.template.key.is_some()
+            || !spec.template.parents.is_empty()
+        {
             return Err(CoreError::InvalidOption(
                 "a schedule's task cannot have an id, an idempotency key or parents: every tick creates a new task".into(),
             ));
@@ -994,7 +1052,9 @@ impl Engine {
         if self.schedules.remove(id) {
             Ok(())
         } else {
-            Err(CoreError::ScheduleNotFound(format!("no schedule with id {id:?}")))
+            Err(CoreError::ScheduleNotFound(format!(
+                "no schedule with id {id:?}"
+            )))
         }
     }
 

@@ -191,7 +191,11 @@ mod tests {
         t.grant(1u32, 1, 0, 30);
         t.grant(2, 1, 0, 10);
         t.grant(3, 1, 0, 100);
-        let keys: Vec<u32> = t.due_for_renewal(0, 40).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<u32> = t
+            .due_for_renewal(0, 40)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![2, 1]);
     }
 

@@ -47,10 +47,18 @@ impl<K: Copy + Eq + Hash> ReadyQueue<K> {
     }
 
     /// Adds `key`, eligible from `ready_at` (ms). A key already present is moved to its new place.
+    /// Ties (same priority and ready time) go in push order.
     pub fn push(&mut self, key: K, priority: i32, ready_at: i64, now: i64) {
-        self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.push_with_seq(key, priority, ready_at, seq, now);
+    }
+
+    /// Like `push`, with the tie-break given by the caller: a task handed back keeps its submission
+    /// order this way. `seq` must be unique within the queue, and unrelated to `push`'s own counter
+    /// (use one or the other on a queue).
+    pub fn push_with_seq(&mut self, key: K, priority: i32, ready_at: i64, seq: u64, now: i64) {
+        self.remove(key);
         let delayed = ready_at > now;
         if delayed {
             self.delayed.insert((ready_at, seq), key);
@@ -114,7 +122,8 @@ impl<K: Copy + Eq + Hash> ReadyQueue<K> {
             let ((ready_at, seq), key) = entry.remove_entry();
             if let Some(pos) = self.index.get_mut(&key) {
                 pos.delayed = false;
-                self.ready.insert((Reverse(pos.priority), ready_at, seq), key);
+                self.ready
+                    .insert((Reverse(pos.priority), ready_at, seq), key);
                 on_promote(key);
             }
         }

@@ -81,7 +81,10 @@ mod tests {
         assert!(name("job name", &"x".repeat(129)).is_err());
         assert!(key(&"x".repeat(256)).is_ok());
         let msg = name("pool name", "a b").unwrap_err().to_string();
-        assert!(msg.contains("pool name") && msg.contains("letters"), "{msg}");
+        assert!(
+            msg.contains("pool name") && msg.contains("letters"),
+            "{msg}"
+        );
     }
 
     #[test]

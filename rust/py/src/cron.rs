@@ -43,6 +43,10 @@ impl CronSchedule {
     }
 
     fn __repr__(&self) -> String {
-        format!("<CronSchedule {:?} tz={}>", self.inner.spec(), self.tz.name())
+        format!(
+            "<CronSchedule {:?} tz={}>",
+            self.inner.spec(),
+            self.tz.name()
+        )
     }
 }

@@ -25,6 +25,9 @@ type SpecTuple<'py> = (
     Vec<(String, String)>,
 );
 
+/// (cancelled now, the lease it held if running, the status it had already ended in)
+type CancelTuple = (bool, Option<(u32, u64)>, Option<&'static str>);
+
 pub fn trigger_from(name: &str) -> PyResult<Trigger> {
     match name {
         "on_success" => Ok(Trigger::OnSuccess),
@@ -134,7 +137,11 @@ fn schedule_row<'py>(py: Python<'py>, v: ScheduleView) -> PyResult<Bound<'py, Py
         every.into_pyobject(py)?.into_any(),
         t.name.clone().into_pyobject(py)?.into_any(),
         t.pool.clone().into_pyobject(py)?.into_any(),
-        v.spec.skip_if_running.into_pyobject(py)?.to_owned().into_any(),
+        v.spec
+            .skip_if_running
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any(),
         v.next_fire_ms.into_pyobject(py)?.into_any(),
         v.last_fire_ms.into_pyobject(py)?.into_any(),
         v.last_task.into_pyobject(py)?.into_any(),
@@ -166,10 +173,7 @@ impl Engine {
     }
 
     fn submit(&mut self, spec: SpecTuple<'_>, now_ms: i64) -> PyResult<(String, bool)> {
-        let s = self
-            .inner
-            .submit(spec_from(spec)?, now_ms)
-            .map_err(to_py)?;
+        let s = self.inner.submit(spec_from(spec)?, now_ms).map_err(to_py)?;
         Ok((s.id, s.created))
     }
 
@@ -292,11 +296,7 @@ impl Engine {
     }
 
     /// -> (cancelled now, (slot, token) of the lease it held if it was running, status before)
-    fn cancel(
-        &mut self,
-        id: &str,
-        now_ms: i64,
-    ) -> PyResult<(bool, Option<(u32, u64)>, Option<&'static str>)> {
+    fn cancel(&mut self, id: &str, now_ms: i64) -> PyResult<CancelTuple> {
         Ok(match self.inner.cancel(id, now_ms).map_err(to_py)? {
             Cancelled::Now { running } => (true, running, None),
             Cancelled::AlreadyFinished(status) => (false, None, Some(status.as_str())),
@@ -340,7 +340,12 @@ impl Engine {
         self.inner.sweep(before_ms, now_ms)
     }
 
-    fn get<'py>(&mut self, py: Python<'py>, id: &str, now_ms: i64) -> PyResult<Bound<'py, PyTuple>> {
+    fn get<'py>(
+        &mut self,
+        py: Python<'py>,
+        id: &str,
+        now_ms: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let view = self.inner.get(id, now_ms).map_err(to_py)?;
         row(py, view)
     }
@@ -411,7 +416,9 @@ impl Engine {
             }
             "every" => Every::Interval {
                 every_ms: every.parse().map_err(|_| {
-                    InvalidOptionError::new_err(format!("interval {every:?} is not a whole number of ms"))
+                    InvalidOptionError::new_err(format!(
+                        "interval {every:?} is not a whole number of ms"
+                    ))
                 })?,
             },
             other => {

@@ -11,6 +11,13 @@ mod errors;
 mod leases;
 mod ready_queue;
 
+/// Checks a job name, pool name, task id or schedule id against the shared alphabet; `kind` names
+/// it in the error message.
+#[pyfunction]
+fn validate_name(kind: &str, value: &str) -> PyResult<()> {
+    skedulr_core::validate::name(kind, value).map_err(errors::to_py)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     use skedulr_core::validate;
@@ -21,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backoff::RetryPolicy>()?;
     m.add_class::<cron::CronSchedule>()?;
     m.add_function(wrap_pyfunction!(backoff::salt_of, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_name, m)?)?;
     m.add("MIN_PRIORITY", validate::MIN_PRIORITY)?;
     m.add("MAX_PRIORITY", validate::MAX_PRIORITY)?;
     m.add("MAX_NAME_LEN", validate::MAX_NAME_LEN)?;

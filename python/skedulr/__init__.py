@@ -1,0 +1,38 @@
+"""skedulr: a Rust-accelerated background task scheduler for Trio programs.
+
+Priorities, named worker pools, retries with backoff and a dead letter queue, idempotency keys, DAG
+triggers, delayed and cron tasks, graceful shutdown; embedded (`MemoryStorage`) or shared through Redis.
+"""
+
+from . import errors
+from .context import JobContext
+from .middleware import AttemptOutcome, Middleware
+from .retry import ConstantBackoff, ExponentialBackoff, LinearBackoff, NoRetry, RetryPolicy
+from .scheduler import PoolStats, ScheduleInfo, Scheduler, SchedulerStats
+from .storage import MemoryStorage, Storage
+from .task import Task, TaskInfo, TaskPage, TaskStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttemptOutcome",
+    "ConstantBackoff",
+    "ExponentialBackoff",
+    "JobContext",
+    "LinearBackoff",
+    "MemoryStorage",
+    "Middleware",
+    "NoRetry",
+    "PoolStats",
+    "RetryPolicy",
+    "ScheduleInfo",
+    "Scheduler",
+    "SchedulerStats",
+    "Storage",
+    "Task",
+    "TaskInfo",
+    "TaskPage",
+    "TaskStatus",
+    "__version__",
+    "errors",
+]

@@ -1,0 +1,123 @@
+"""A named worker pool: one fetcher that claims only for free runner slots, and fixed runner tasks fed
+from a deque (DESIGN.md §4: faster than a memory channel or a task per job).
+
+The pool never runs more jobs than its size: runners start a job only while `running < size`, and a
+timed-out sync job keeps its runner until its thread returns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import trio
+
+from .storage.base import ClaimRow
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+
+class Pool:
+    def __init__(self, scheduler: Scheduler, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self.paused = False
+        self.running = 0
+        self.backlog: deque[ClaimRow] = deque()  # claimed, not started yet
+        self.thread_limiter = trio.CapacityLimiter(max(1, size))
+        self._scheduler = scheduler
+        self._runners = 0
+        self._runner_lot = trio.lowlevel.ParkingLot()
+        self._fetcher_lot = trio.lowlevel.ParkingLot()
+        self._woken = False
+        self._nursery: trio.Nursery | None = None
+
+    def __repr__(self) -> str:
+        paused = " paused" if self.paused else ""
+        return f"<Pool {self.name} running={self.running}/{self.size} backlog={len(self.backlog)}{paused}>"
+
+    @property
+    def free_slots(self) -> int:
+        return self.size - self.running - len(self.backlog)
+
+    def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        nursery.start_soon(self._fetch_loop, name=f"skedulr.fetcher[{self.name}]")
+        self._spawn_runners()
+
+    def _spawn_runners(self) -> None:
+        assert self._nursery is not None
+        while self._runners < self.size:
+            self._runners += 1
+            self._nursery.start_soon(self._runner_loop, name=f"skedulr.runner[{self.name}]")
+
+    def resize(self, size: int) -> list[ClaimRow]:
+        """Sets the size; returns claimed-but-unstarted tasks that no longer fit (to hand back)."""
+        self.size = size
+        self.thread_limiter.total_tokens = max(1, size)
+        surplus: list[ClaimRow] = []
+        while self.backlog and self.free_slots < 0:
+            surplus.append(self.backlog.pop())
+        if self._nursery is not None:
+            self._spawn_runners()
+        self._runner_lot.unpark_all()  # surplus runners notice and retire
+        self.wake()
+        return surplus
+
+    def wake(self) -> None:
+        """Tells the fetcher to look again: work may be there, or a slot came free."""
+        self._woken = True
+        self._fetcher_lot.unpark_all()
+
+    def take_backlog(self) -> list[ClaimRow]:
+        rows = list(self.backlog)
+        self.backlog.clear()
+        return rows
+
+    async def _fetch_loop(self) -> None:
+        s = self._scheduler
+        while not s._stopping:
+            free = self.free_slots
+            if free <= 0 or self.paused or s._paused:
+                await self._sleep_until_woken(None)
+                continue
+            self._woken = False
+            rows = await s._claim(self, free)
+            if s._stopping:  # shut down while the claim was in flight: it goes back at once
+                s._hand_back_rows(rows)
+                return
+            if rows:
+                self.backlog.extend(rows)
+                self._runner_lot.unpark(count=len(rows))
+                await trio.lowlevel.checkpoint()
+                continue
+            await self._sleep_until_woken(await s._storage.next_due(self.name))
+
+    async def _sleep_until_woken(self, due_ms: int | None) -> None:
+        if self._woken:  # woken while busy: look again, after letting others run
+            self._woken = False
+            await trio.lowlevel.checkpoint()
+            return
+        deadline = self._scheduler._clock.trio_time(due_ms) if due_ms is not None else float("inf")
+        with trio.move_on_at(deadline):
+            await self._fetcher_lot.park()
+
+    async def _runner_loop(self) -> None:
+        s = self._scheduler
+        try:
+            while True:
+                if self._runners > self.size:
+                    return
+                if self.backlog and self.running < self.size and not s._stopping:
+                    row = self.backlog.popleft()
+                    self.running += 1
+                    try:
+                        await s._run_attempt(self, row)
+                    finally:
+                        self.running -= 1
+                    self.wake()
+                else:
+                    await self._runner_lot.park()
+        finally:
+            self._runners -= 1

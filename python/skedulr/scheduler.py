@@ -1,0 +1,694 @@
+"""The `Scheduler`: runs named worker pools inside your Trio program, against a storage.
+
+    sched = Scheduler(storage=MemoryStorage(), max_workers=10, pools={"critical": 5})
+
+    @sched.job("email_sender")
+    async def send_email(ctx: JobContext) -> None: ...
+
+    async with sched:                      # or: await nursery.start(sched.run)
+        tid = await sched.submit(Task("email_sender", payload=b"..."))
+        info = await sched.wait(tid)
+
+User code is called in exactly one place (`_run_attempt`): async jobs directly, sync jobs in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from . import _core
+from ._clock import Clock
+from ._jobs import Job, JobFunction, JobRegistry
+from ._pool import Pool
+from ._result import encode_result
+from ._watchdog import Watchdog
+from .context import JobContext
+from .errors import (
+    InvalidOptionError,
+    JobBlockedError,
+    JobTimeoutError,
+    PermanentError,
+    ResultNotSerializableError,
+    SchedulerNotRunningError,
+    UnknownJobError,
+    UnknownPoolError,
+)
+from .middleware import AttemptOutcome, Middleware
+from .retry import ExponentialBackoff, RetryPolicy
+from .storage.base import ClaimRow, Held, Spec, Storage
+from .storage.memory import MemoryStorage
+from .task import DEFAULT_POOL, Task, TaskInfo, TaskPage, TaskStatus
+
+log = logging.getLogger("skedulr")
+
+F = TypeVar("F", bound=JobFunction)
+
+_MAX_ERROR_CHARS = 4_000
+_MAX_TRACEBACK_CHARS = 32_000
+_MAX_POOL_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    name: str
+    size: int
+    running: int
+    paused: bool
+    counts: dict[str, int]  # status -> tasks of this pool in the storage
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    pools: dict[str, PoolStats]
+    counts: dict[str, int]  # status -> tasks in the storage, all pools
+    running: int  # attempts running in this scheduler
+    succeeded: int  # attempts that succeeded in this scheduler since it was created
+    failed: int  # attempts that failed (each retry counts)
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    id: str
+    kind: str  # "cron" or "every"
+    every: str  # "spec|tz" for cron, milliseconds for every
+    name: str
+    pool: str
+    skip_if_running: bool
+    next_fire_ms: int | None
+    last_fire_ms: int | None
+    last_task: str | None
+    fired: int
+    skipped: int
+
+
+class _Attempt:
+    """An attempt in progress here: what cancel, lease loss and shutdown need to stop it."""
+
+    __slots__ = ("ctx", "handle", "reason", "scope", "token")
+
+    def __init__(self, scope: trio.CancelScope, ctx: JobContext, handle: Any, token: int) -> None:
+        self.scope = scope
+        self.ctx = ctx
+        self.handle = handle
+        self.token = token
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.ctx._cancelled = True
+        self.scope.cancel()
+
+
+class Scheduler:
+    """Runs tasks from `storage` in named pools. See the module docstring for the shape of a program.
+
+    - `max_workers` sizes the pool named "default" (where tasks without a pool go); `pools` adds more.
+    - `retry`: the default retry policy (a task's `max_retries` overrides its retry count).
+    - `default_timeout`: seconds, for tasks and jobs that set none.
+    - `lease_ttl`: seconds a claimed task stays leased without a heartbeat; heartbeats run every third of it.
+    - `shutdown_grace`: seconds running jobs get to finish when the scheduler stops.
+    - `block_limit`: seconds an async job may hold the event loop without yielding before it is failed
+      with `JobBlockedError`.
+    - `permanent_errors`: exception types that skip retries, besides `PermanentError`.
+    """
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        max_workers: int = 10,
+        pools: dict[str, int] | None = None,
+        retry: RetryPolicy | None = None,
+        default_timeout: float | None = None,
+        lease_ttl: float = 30.0,
+        shutdown_grace: float = 10.0,
+        block_limit: float = 10.0,
+        permanent_errors: Iterable[type[BaseException]] = (),
+    ) -> None:
+        self._storage: Storage = storage if storage is not None else MemoryStorage()
+        self.retry = retry if retry is not None else ExponentialBackoff()
+        self.default_timeout = _positive("default_timeout", default_timeout)
+        self.lease_ttl = _positive("lease_ttl", lease_ttl) or 30.0
+        self.shutdown_grace = _non_negative("shutdown_grace", shutdown_grace)
+        self.block_limit = _positive("block_limit", block_limit) or 10.0
+        self.permanent_errors: tuple[type[BaseException], ...] = (PermanentError, ResultNotSerializableError,
+                                                                  UnknownJobError, *permanent_errors)  # fmt: skip
+        self._jobs = JobRegistry()
+        self._middleware: list[Middleware] = []
+        self._clock = Clock()
+        self._owner = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+        self._pools: dict[str, Pool] = {}
+        self._pools[DEFAULT_POOL] = Pool(self, DEFAULT_POOL, _pool_size(DEFAULT_POOL, max_workers))
+        for name, size in (pools or {}).items():
+            _core.validate_name("pool name", name)
+            self._pools[name] = Pool(self, name, _pool_size(name, size))
+        self._paused = False
+        self._running: dict[str, _Attempt] = {}
+        self._successes: list[tuple[Any, int, bytes | None]] = []
+        self._failures: list[tuple[Any, int, str, str, int | None]] = []
+        self._hand_backs: list[Held] = []
+        self._progress: dict[Held, float] = {}
+        self._flush_lot = trio.lowlevel.ParkingLot()
+        self._schedule_lot = trio.lowlevel.ParkingLot()
+        self._succeeded = 0
+        self._failed = 0
+        self._nursery: trio.Nursery | None = None
+        self._stopping = False
+        self._stop_requested: trio.Event | None = None
+        self._done: trio.Event | None = None
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        self._trio_thread: int | None = None
+        self._watchdog: Watchdog | None = None
+        self._exit_stack: Any = None
+
+    def __repr__(self) -> str:
+        pools = ",".join(f"{p.name}:{p.running}/{p.size}" for p in self._pools.values())
+        state = "running" if self.is_running else "stopped"
+        paused = " paused" if self._paused else ""
+        return (f"<Scheduler storage={self._storage.kind} pools={pools} running={len(self._running)} "
+                f"{state}{paused}>")  # fmt: skip
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def is_running(self) -> bool:
+        return self._nursery is not None and not self._stopping
+
+    # ----- registration -------------------------------------------------------------------------
+
+    def job(
+        self, name: str, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> Callable[[F], F]:
+        """Decorator: registers the function as job `name`. Sync functions run in threads."""
+
+        def register(fn: F) -> F:
+            self._jobs.register(name, fn, retry, timeout)
+            return fn
+
+        return register
+
+    def register_job(
+        self, name: str, fn: JobFunction, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> None:
+        self._jobs.register(name, fn, retry, timeout)
+
+    def use(self, middleware: Middleware) -> None:
+        """Adds middleware around every attempt; the first added is the outermost."""
+        if not isinstance(middleware, Middleware):
+            raise InvalidOptionError("middleware must subclass skedulr.Middleware")
+        self._middleware.append(middleware)
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Scheduler:
+        from contextlib import AsyncExitStack
+
+        stack = AsyncExitStack()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        try:
+            await nursery.start(self.run)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        self.stop()
+        stack, self._exit_stack = self._exit_stack, None
+        return await stack.__aexit__(exc_type, exc, tb)
+
+    def stop(self) -> None:
+        """Asks a running scheduler to shut down gracefully (returns at once; `run` returns when done)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED) -> None:
+        """Runs until `stop()` (graceful) or cancellation (running tasks are handed back at once)."""
+        if self._nursery is not None:
+            raise InvalidOptionError("this scheduler is already running")
+        self._clock.anchor()
+        self._stopping = False
+        self._stop_requested = trio.Event()
+        self._trio_token = trio.lowlevel.current_trio_token()
+        self._trio_thread = threading.get_ident()
+        try:
+            async with trio.open_nursery() as services:
+                async with trio.open_nursery() as workers:
+                    self._nursery = workers
+                    for pool in self._pools.values():
+                        pool.start(workers)
+                    services.start_soon(self._flush_loop, name="skedulr.flusher")
+                    services.start_soon(self._heartbeat_loop, name="skedulr.heartbeat")
+                    services.start_soon(self._reap_loop, name="skedulr.reaper")
+                    services.start_soon(self._schedule_loop, name="skedulr.schedules")
+                    services.start_soon(self._sweep_loop, name="skedulr.sweeper")
+                    self._watchdog = Watchdog(self, self.block_limit)
+                    await services.start(self._watchdog.run)
+                    task_status.started(self)
+                    await self._stop_requested.wait()
+                    await self._shutdown()
+                    workers.cancel_scope.cancel()
+                services.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                self._stopping = True
+                for pool in self._pools.values():
+                    self._hand_back_rows(pool.take_backlog())
+                await self._flush()
+            self._nursery = None
+            self._watchdog = None
+
+    async def _shutdown(self) -> None:
+        """Stop claiming, hand back what was claimed but not started, give running jobs the grace
+        period, then cancel them (their tasks go back to the queue without counting an attempt)."""
+        self._stopping = True
+        for pool in self._pools.values():
+            pool.wake()
+            self._hand_back_rows(pool.take_backlog())
+        await self._flush()
+        with trio.move_on_after(self.shutdown_grace):
+            while self._running:
+                await trio.sleep(0.01)
+        for attempt in list(self._running.values()):
+            attempt.stop("shutdown")
+        while self._running:  # a sync job's thread cannot be interrupted: wait for it to return
+            await trio.sleep(0.01)
+        await self._flush()
+
+    def _require_running(self) -> None:
+        if not self.is_running:
+            raise SchedulerNotRunningError(
+                "the scheduler is not running: use `async with scheduler:` or `await nursery.start(scheduler.run)`"
+            )
+
+    # ----- pools ----------------------------------------------------------------------------------
+
+    def scale_pool(self, name: str, size: int) -> None:
+        """Sets a pool's size (creating the pool if new). 0 pauses it; running jobs are never cut short."""
+        _core.validate_name("pool name", name)
+        size = _pool_size(name, size)
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = Pool(self, name, size)
+            if self._nursery is not None:
+                pool.start(self._nursery)
+            return
+        self._hand_back_rows(pool.resize(size))
+
+    def pause(self, pool: str | None = None) -> None:
+        """Stops claiming new tasks (everywhere, or in one pool). Running jobs go on."""
+        if pool is None:
+            self._paused = True
+        else:
+            self._pool(pool).paused = True
+
+    def resume(self, pool: str | None = None) -> None:
+        if pool is None:
+            self._paused = False
+            for p in self._pools.values():
+                p.wake()
+        else:
+            p = self._pool(pool)
+            p.paused = False
+            p.wake()
+
+    def _pool(self, name: str) -> Pool:
+        pool = self._pools.get(name)
+        if pool is None:
+            known = ", ".join(self._pools)
+            raise UnknownPoolError(f"no pool named {name!r} (pools: {known}); create it with scale_pool({name!r}, n)")
+        return pool
+
+    @property
+    def pools(self) -> dict[str, int]:
+        """Pool name -> size."""
+        return {name: p.size for name, p in self._pools.items()}
+
+    # ----- submitting -----------------------------------------------------------------------------
+
+    def _spec(self, task: Task, now_ms: int) -> Spec:
+        if not isinstance(task, Task):
+            raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
+        job = self._jobs.require(task.name)
+        self._pool(task.pool)
+        if task.max_retries is not None:
+            max_retries = task.max_retries
+        else:
+            max_retries = (job.retry or self.retry).max_retries
+        timeout = task.timeout or job.timeout or self.default_timeout
+        if task.delay is not None:
+            run_at_ms: int | None = now_ms + round(task.delay * 1000)
+        elif task.run_at is not None:
+            run_at_ms = round(task.run_at.timestamp() * 1000)
+        else:
+            run_at_ms = None
+        timeout_ms = max(1, round(timeout * 1000)) if timeout else 0
+        return (task.id, task.name, task.pool, task.payload, task.priority, max_retries, timeout_ms, task.key,
+                run_at_ms, task.parents())  # fmt: skip
+
+    async def submit(self, task: Task) -> str:
+        """Stores the task and returns its id (the existing task's id if its idempotency key is taken)."""
+        now = self._clock.now_ms()
+        task_id, created = await self._storage.submit(self._spec(task, now), now)
+        if created:
+            self._pools[task.pool].wake()
+        return task_id
+
+    async def submit_many(self, tasks: Iterable[Task]) -> list[str]:
+        """Submits a batch atomically (all or nothing). Tasks may name each other as parents by id."""
+        tasks = list(tasks)
+        now = self._clock.now_ms()
+        specs = [self._spec(t, now) for t in tasks]
+        out = await self._storage.submit_many(specs, now)
+        for pool in {t.pool for t in tasks}:
+            self._pools[pool].wake()
+        return [task_id for task_id, _ in out]
+
+    async def schedule_every(
+        self, seconds: float, task: Task, *, id: str | None = None, skip_if_running: bool = True
+    ) -> str:
+        """Submits `task` every `seconds`, once per tick across all instances. Returns the schedule id."""
+        every = _positive("seconds", seconds)
+        if every is None:
+            raise InvalidOptionError("schedule_every needs a positive number of seconds")
+        return await self._add_schedule(id, "every", str(max(1, round(every * 1000))), "UTC", task, skip_if_running)
+
+    async def schedule_cron(
+        self, spec: str, task: Task, *, tz: str = "UTC", id: str | None = None, skip_if_running: bool = True
+    ) -> str:
+        """Submits `task` at every time the 5-field cron `spec` matches in time zone `tz`."""
+        if not isinstance(spec, str):
+            raise InvalidOptionError("a cron spec is a str such as '*/5 * * * *'")
+        return await self._add_schedule(id, "cron", spec, tz, task, skip_if_running)
+
+    async def _add_schedule(
+        self, schedule_id: str | None, kind: str, every: str, tz: str, task: Task, skip_if_running: bool
+    ) -> str:
+        now = self._clock.now_ms()
+        schedule_id = schedule_id or f"{task.name}.{os.urandom(6).hex()}"
+        await self._storage.add_schedule(schedule_id, kind, every, tz, self._spec(task, now), skip_if_running, now)
+        self._schedule_lot.unpark_all()
+        return schedule_id
+
+    async def unschedule(self, schedule_id: str) -> None:
+        await self._storage.remove_schedule(schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        return [ScheduleInfo(*row) for row in await self._storage.schedules()]
+
+    # ----- reading and operating ----------------------------------------------------------------
+
+    async def get(self, task_id: str) -> TaskInfo:
+        return await self._storage.get(task_id, self._clock.now_ms())
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:
+        """Waits until the task has ended (succeeded, dead, cancelled or skipped) and returns it.
+        With `timeout`, raises `trio.TooSlowError` if it has not ended in time."""
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            await self._storage.wait(task_id, self._clock.now_ms())
+        return await self.get(task_id)
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancels a waiting, scheduled, queued, retrying or running task. A running async job is
+        cancelled at once; a sync job sees `ctx.cancelled`. Returns False if the task had already ended."""
+        cancelled, lease, _ = await self._storage.cancel(task_id, self._clock.now_ms())
+        attempt = self._running.get(task_id)
+        if lease is not None and attempt is not None and (attempt.handle, attempt.token) == tuple(lease):
+            attempt.stop("cancel")
+        return cancelled
+
+    async def resubmit(self, task_id: str) -> None:
+        """Runs a dead task again, with a fresh attempt budget."""
+        await self._storage.resubmit(task_id, self._clock.now_ms())
+        self._wake_all()
+
+    async def resubmit_dead(
+        self, *, name: str | None = None, pool: str | None = None, query: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Resubmits dead tasks matching the filter (oldest first). Returns their ids."""
+        ids = await self._storage.resubmit_dead(name, pool, query, limit, self._clock.now_ms())
+        self._wake_all()
+        return ids
+
+    async def purge(self, task_id: str) -> None:
+        """Deletes an ended task (a dead one leaves the dead letter queue)."""
+        await self._storage.purge(task_id)
+
+    async def purge_dead(
+        self, *, name: str | None = None, pool: str | None = None, query: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        return await self._storage.purge_dead(name, pool, query, limit)
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        name: str | None = None,
+        pool: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """Tasks newest first. `status` may be one status or several; "failed" means retrying or dead."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidOptionError(f"limit must be an int from 1 to 10000, not {limit!r}")
+        statuses = _statuses(status)
+        return await self._storage.list_tasks(statuses, name, pool, query, limit, cursor, self._clock.now_ms())
+
+    async def stats(self) -> SchedulerStats:
+        per_pool = await self._storage.counts(self._clock.now_ms())
+        totals: dict[str, int] = {s.value: 0 for s in TaskStatus}
+        for counts in per_pool.values():
+            for status, n in counts.items():
+                totals[status] += n
+        pools = {
+            name: PoolStats(name, p.size, p.running, p.paused, per_pool.get(name, {s.value: 0 for s in TaskStatus}))
+            for name, p in self._pools.items()
+        }
+        return SchedulerStats(pools, totals, len(self._running), self._succeeded, self._failed, self._paused)
+
+    async def join(self, poll: float = 0.05) -> None:
+        """Waits until no task is waiting, queued, running or retrying (scheduled ones are not waited for)."""
+        busy = ("waiting", "queued", "running", "retrying")
+        while True:
+            counts = await self._storage.counts(self._clock.now_ms())
+            if not any(c[s] for c in counts.values() for s in busy) and not self._running:
+                return
+            await trio.sleep(poll)
+
+    # ----- running attempts -----------------------------------------------------------------------
+
+    async def _claim(self, pool: Pool, free: int) -> list[ClaimRow]:
+        lease_ms = round(self.lease_ttl * 1000)
+        return await self._storage.claim(pool.name, free, self._owner, lease_ms, self._clock.now_ms())
+
+    async def _run_attempt(self, pool: Pool, row: ClaimRow) -> None:
+        """Runs one attempt and queues its outcome for the flusher. The only place user code is called."""
+        handle, token, task_id, name, payload, attempt_no, priority, timeout_ms = row
+        job = self._jobs.get(name)
+        timeout = timeout_ms / 1000 if timeout_ms else None
+        deadline = time.monotonic() + timeout if (timeout and job is not None and not job.is_async) else None
+        ctx = JobContext(self, handle, token, task_id, name, payload, attempt_no, pool.name, priority, deadline)
+        scope = trio.CancelScope(deadline=trio.current_time() + timeout if timeout else math.inf)
+        attempt = self._running[task_id] = _Attempt(scope, ctx, handle, token)
+        started = time.perf_counter()
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            with scope:
+                if job is None:
+                    raise UnknownJobError(f"no job registered as {name!r} in this scheduler")
+                if self._middleware:
+                    for m in self._middleware:
+                        await m.before_attempt(ctx)
+                if job.is_async:
+                    result = await job.fn(ctx)
+                else:
+                    result = await trio.to_thread.run_sync(job.fn, ctx, limiter=pool.thread_limiter)
+                encoded = encode_result(result)
+        except trio.Cancelled:
+            # Cancelled from outside (the whole scheduler was cancelled): give the task back now.
+            self._hand_back_rows([row])
+            raise
+        except Exception as e:
+            error = e
+        finally:
+            del self._running[task_id]
+        if scope.cancel_called:
+            if attempt.reason == "shutdown":
+                self._hand_back_rows([row])
+                return
+            if attempt.reason in ("cancel", "lease"):  # the storage has already moved the task on
+                if self._middleware:
+                    await self._after(ctx, AttemptOutcome("cancelled", duration=time.perf_counter() - started))
+                return
+            error = JobTimeoutError(f"the attempt ran past its timeout of {timeout:g}s")
+        elif isinstance(error, JobBlockedError) and not error.args:  # raised into the job by the watchdog
+            error = JobBlockedError(
+                f"the job held the event loop for over {self.block_limit:g}s without yielding; make it a sync "
+                "function (it runs in a thread) or await checkpoints in it"
+            )
+        if error is None:
+            self._successes.append((handle, token, encoded))
+            self._succeeded += 1
+            outcome = AttemptOutcome("succeeded", result=result, duration=time.perf_counter() - started)
+        else:
+            self._record_failure(handle, token, task_id, attempt_no, error, job)
+            outcome = AttemptOutcome("failed", error=error, duration=time.perf_counter() - started)
+        self._flush_lot.unpark_all()
+        if self._middleware:
+            await self._after(ctx, outcome)
+
+    async def _after(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
+        for m in reversed(self._middleware):
+            try:
+                await m.after_attempt(ctx, outcome)
+            except Exception:
+                log.exception("middleware %r failed in after_attempt for task %s", m, ctx.task_id)
+
+    def _record_failure(
+        self, handle: Any, token: int, task_id: str, attempt_no: int, error: BaseException, job: Job | None
+    ) -> None:
+        self._failed += 1
+        permanent = isinstance(error, self.permanent_errors)
+        policy = (job.retry if job and job.retry else None) or self.retry
+        delay = None if permanent else policy.delay_ms(attempt_no, task_id)
+        text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+        tb = "".join(traceback.format_exception(error))[-_MAX_TRACEBACK_CHARS:]
+        log.warning("task %s attempt %d failed: %s", task_id, attempt_no, text)
+        self._failures.append((handle, token, text, tb, delay))
+
+    def _record_progress(self, handle: Any, token: int, fraction: float) -> None:
+        self._progress[(handle, token)] = fraction
+        if threading.get_ident() == self._trio_thread:
+            self._flush_lot.unpark_all()
+
+    def _hand_back_rows(self, rows: list[ClaimRow]) -> None:
+        if rows:
+            self._hand_backs.extend((r[0], r[1]) for r in rows)
+            self._flush_lot.unpark_all()
+
+    def _wake_all(self) -> None:
+        for pool in self._pools.values():
+            pool.wake()
+
+    # ----- background services ------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Sends every outcome gathered since the last flush to the storage, in as few calls as possible."""
+        if not (self._successes or self._failures or self._hand_backs or self._progress):
+            return
+        now = self._clock.now_ms()
+        successes, self._successes = self._successes, []
+        failures, self._failures = self._failures, []
+        hand_backs, self._hand_backs = self._hand_backs, []
+        progress, self._progress = self._progress, {}
+        if progress:
+            await self._storage.set_progress_many([(h, t, p) for (h, t), p in progress.items()])
+        if successes:
+            await self._storage.succeed_many(successes, now)
+        for handle, token, text, tb, delay in failures:
+            await self._storage.fail(handle, token, text, tb, delay, now)
+        if hand_backs:
+            await self._storage.hand_back_many(hand_backs, now)
+        self._wake_all()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not (self._successes or self._failures or self._hand_backs or self._progress):
+                with trio.move_on_after(0.5):  # progress reported from threads arrives without a wake-up
+                    await self._flush_lot.park()
+            await self._flush()
+            await trio.lowlevel.checkpoint()
+
+    async def _heartbeat_loop(self) -> None:
+        lease_ms = round(self.lease_ttl * 1000)
+        while True:
+            await trio.sleep(self.lease_ttl / 3)
+            held = [(a.handle, a.token) for a in self._running.values()]
+            held += [(r[0], r[1]) for p in self._pools.values() for r in p.backlog]
+            if not held:
+                continue
+            lost = {tuple(h) for h in await self._storage.renew(held, lease_ms, self._clock.now_ms())}
+            for attempt in list(self._running.values()):
+                if (attempt.handle, attempt.token) in lost:
+                    attempt.stop("lease")
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await trio.sleep(self.lease_ttl / 2)
+            reaped = await self._storage.reap(self._clock.now_ms())
+            for _handle, token, task_id, _dead in reaped:
+                attempt = self._running.get(task_id)
+                if attempt is not None and attempt.token == token:
+                    attempt.stop("lease")
+            if reaped:
+                self._wake_all()
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            due = await self._storage.next_schedule_due()
+            if due is not None and due <= self._clock.now_ms():
+                if await self._storage.fire_schedules(self._clock.now_ms()):
+                    self._wake_all()
+                continue
+            deadline = self._clock.trio_time(due) if due is not None else math.inf
+            with trio.move_on_at(deadline):
+                await self._schedule_lot.park()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await trio.sleep(60.0)
+            await self._storage.sweep(self._clock.now_ms())
+
+
+def _positive(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise InvalidOptionError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _non_negative(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise InvalidOptionError(f"{name} must be a number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
+def _pool_size(name: str, size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_POOL_SIZE:
+        raise InvalidOptionError(f"pool {name!r}: size must be an int from 0 to {_MAX_POOL_SIZE}, not {size!r}")
+    return size
+
+
+def _statuses(status: TaskStatus | str | Iterable[TaskStatus | str] | None) -> list[str] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, str) else list(status)
+    out: list[str] = []
+    for s in items:
+        value = s.value if isinstance(s, TaskStatus) else str(s)
+        out.extend(["retrying", "dead"] if value == "failed" else [value])
+    return out
+
+
+__all__ = ["PoolStats", "ScheduleInfo", "Scheduler", "SchedulerStats"]
