@@ -104,20 +104,24 @@ class Pool:
             await self._fetcher_lot.park()
 
     async def _runner_loop(self) -> None:
+        """Runs claimed tasks one at a time under one cancel scope per runner (a scope per job costs
+        more than a no-op job). A stop or timeout cancels the scope; the runner then takes a fresh one."""
         s = self._scheduler
         try:
-            while True:
-                if self._runners > self.size:
-                    return
-                if self.backlog and self.running < self.size and not s._stopping:
-                    row = self.backlog.popleft()
-                    self.running += 1
-                    try:
-                        await s._run_attempt(self, row)
-                    finally:
-                        self.running -= 1
-                    self.wake()
-                else:
-                    await self._runner_lot.park()
+            while self._runners <= self.size:
+                with trio.CancelScope() as scope:
+                    while not scope.cancel_called:
+                        if self._runners > self.size:
+                            return
+                        if self.backlog and self.running < self.size and not s._stopping:
+                            row = self.backlog.popleft()
+                            self.running += 1
+                            try:
+                                await s._run_attempt(self, row, scope)
+                            finally:
+                                self.running -= 1
+                                self.wake()
+                        else:
+                            await self._runner_lot.park()
         finally:
             self._runners -= 1

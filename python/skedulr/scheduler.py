@@ -96,13 +96,17 @@ class ScheduleInfo:
 class _Attempt:
     """An attempt in progress here: what cancel, lease loss and shutdown need to stop it."""
 
-    __slots__ = ("ctx", "handle", "reason", "scope", "token")
+    __slots__ = ("ctx", "handle", "reason", "row", "scope", "timeout", "token")
 
-    def __init__(self, scope: trio.CancelScope, ctx: JobContext, handle: Any, token: int) -> None:
+    def __init__(
+        self, scope: trio.CancelScope, ctx: JobContext, handle: Any, token: int, row: ClaimRow, timeout: float | None
+    ) -> None:
         self.scope = scope
         self.ctx = ctx
         self.handle = handle
         self.token = token
+        self.row = row
+        self.timeout = timeout
         self.reason: str | None = None
 
     def stop(self, reason: str) -> None:
@@ -500,62 +504,68 @@ class Scheduler:
         lease_ms = round(self.lease_ttl * 1000)
         return await self._storage.claim(pool.name, free, self._owner, lease_ms, self._clock.now_ms())
 
-    async def _run_attempt(self, pool: Pool, row: ClaimRow) -> None:
-        """Runs one attempt and queues its outcome for the flusher. The only place user code is called."""
+    async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope) -> None:
+        """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only
+        place user code is called. A stop (cancel, lost lease, shutdown) or the timeout cancels `scope`."""
         handle, token, task_id, name, payload, attempt_no, priority, timeout_ms = row
         job = self._jobs.get(name)
         timeout = timeout_ms / 1000 if timeout_ms else None
         deadline = time.monotonic() + timeout if (timeout and job is not None and not job.is_async) else None
         ctx = JobContext(self, handle, token, task_id, name, payload, attempt_no, pool.name, priority, deadline)
-        scope = trio.CancelScope(deadline=trio.current_time() + timeout if timeout else math.inf)
-        attempt = self._running[task_id] = _Attempt(scope, ctx, handle, token)
-        started = time.perf_counter()
+        attempt = self._running[task_id] = _Attempt(scope, ctx, handle, token, row, timeout)
+        middleware = self._middleware
+        started = time.perf_counter() if middleware else 0.0
+        if timeout:
+            scope.deadline = trio.current_time() + timeout
         result: Any = None
-        error: BaseException | None = None
+        error: Exception | None = None
         try:
-            with scope:
-                if job is None:
-                    raise UnknownJobError(f"no job registered as {name!r} in this scheduler")
-                if self._middleware:
-                    for m in self._middleware:
-                        await m.before_attempt(ctx)
-                if job.is_async:
-                    result = await job.fn(ctx)
-                else:
-                    result = await trio.to_thread.run_sync(job.fn, ctx, limiter=pool.thread_limiter)
-                encoded = encode_result(result)
+            if job is None:
+                raise UnknownJobError(f"no job registered as {name!r} in this scheduler")
+            for m in middleware:
+                await m.before_attempt(ctx)
+            if job.is_async:
+                result = await job.fn(ctx)
+            else:
+                result = await trio.to_thread.run_sync(job.fn, ctx, limiter=pool.thread_limiter)
+            encoded = None if result is None else encode_result(result)
         except trio.Cancelled:
-            # Cancelled from outside (the whole scheduler was cancelled): give the task back now.
-            self._hand_back_rows([row])
+            self._settle_stopped(attempt, external=not scope.cancel_called)
             raise
         except Exception as e:
             error = e
         finally:
             del self._running[task_id]
-        if scope.cancel_called:
-            if attempt.reason == "shutdown":
-                self._hand_back_rows([row])
-                return
-            if attempt.reason in ("cancel", "lease"):  # the storage has already moved the task on
-                if self._middleware:
-                    await self._after(ctx, AttemptOutcome("cancelled", duration=time.perf_counter() - started))
-                return
-            error = JobTimeoutError(f"the attempt ran past its timeout of {timeout:g}s")
-        elif isinstance(error, JobBlockedError) and not error.args:  # raised into the job by the watchdog
-            error = JobBlockedError(
-                f"the job held the event loop for over {self.block_limit:g}s without yielding; make it a sync "
-                "function (it runs in a thread) or await checkpoints in it"
-            )
+            if timeout:
+                scope.deadline = math.inf
+        if scope.cancel_called:  # the job swallowed the cancellation and returned or raised
+            self._settle_stopped(attempt, external=False)
+            return
         if error is None:
             self._successes.append((handle, token, encoded))
             self._succeeded += 1
-            outcome = AttemptOutcome("succeeded", result=result, duration=time.perf_counter() - started)
         else:
+            if isinstance(error, JobBlockedError) and not error.args:  # raised into the job by the watchdog
+                error = JobBlockedError(
+                    f"the job held the event loop for over {self.block_limit:g}s without yielding; make it a "
+                    "sync function (it runs in a thread) or await checkpoints in it"
+                )
             self._record_failure(handle, token, task_id, attempt_no, error, job)
-            outcome = AttemptOutcome("failed", error=error, duration=time.perf_counter() - started)
         self._flush_lot.unpark_all()
-        if self._middleware:
-            await self._after(ctx, outcome)
+        if middleware:
+            status = "succeeded" if error is None else "failed"
+            await self._after(ctx, AttemptOutcome(status, result, error, time.perf_counter() - started))
+
+    def _settle_stopped(self, attempt: _Attempt, *, external: bool) -> None:
+        """Decides what a stopped attempt means for its task. Synchronous: it runs inside cancelled code."""
+        handle, token, task_id, _, _, attempt_no, _, _ = attempt.row
+        if external or attempt.reason == "shutdown":
+            self._hand_back_rows([attempt.row])  # not the task's fault: no attempt counted
+        elif attempt.reason is None:  # the scope's deadline: a timeout
+            error = JobTimeoutError(f"the attempt ran past its timeout of {attempt.timeout:g}s")
+            self._record_failure(handle, token, task_id, attempt_no, error, self._jobs.get(attempt.ctx.name))
+            self._flush_lot.unpark_all()
+        # "cancel" and "lease": the storage has already moved the task on; nothing to report.
 
     async def _after(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
         for m in reversed(self._middleware):
