@@ -18,7 +18,9 @@ JobFunction = Callable[..., Any]
 def _is_async(fn: object) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)  # an async callable object
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,20 @@ class JobContext:
     and return early once it is true (after a timeout or a cancel).
     """
 
-    __slots__ = ("_cancelled", "_deadline", "_progress", "attempt", "name", "payload", "pool", "priority",
-                 "scheduler", "task_id", "_handle", "_token")  # fmt: skip
+    __slots__ = (
+        "_cancelled",
+        "_deadline",
+        "_handle",
+        "_progress",
+        "_token",
+        "attempt",
+        "name",
+        "payload",
+        "pool",
+        "priority",
+        "scheduler",
+        "task_id",
+    )  # fmt: skip
 
     def __init__(
         self,

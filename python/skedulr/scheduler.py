@@ -195,9 +195,7 @@ class Scheduler:
 
     # ----- registration -------------------------------------------------------------------------
 
-    def job(
-        self, name: str, *, retry: RetryPolicy | None = None, timeout: float | None = None
-    ) -> Callable[[F], F]:
+    def job(self, name: str, *, retry: RetryPolicy | None = None, timeout: float | None = None) -> Callable[[F], F]:
         """Decorator: registers the function as job `name`. Sync functions run in threads."""
 
         def register(fn: F) -> F:
@@ -237,7 +235,8 @@ class Scheduler:
     ) -> bool | None:
         self.stop()
         stack, self._exit_stack = self._exit_stack, None
-        return await stack.__aexit__(exc_type, exc, tb)
+        suppress: bool = await stack.__aexit__(exc_type, exc, tb)
+        return suppress
 
     def stop(self) -> None:
         """Asks a running scheduler to shut down gracefully (returns at once; `run` returns when done)."""
@@ -353,10 +352,7 @@ class Scheduler:
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
         job = self._jobs.require(task.name)
         self._pool(task.pool)
-        if task.max_retries is not None:
-            max_retries = task.max_retries
-        else:
-            max_retries = (job.retry or self.retry).max_retries
+        max_retries = task.max_retries if task.max_retries is not None else (job.retry or self.retry).max_retries
         timeout = task.timeout or job.timeout or self.default_timeout
         if task.delay is not None:
             run_at_ms: int | None = now_ms + round(task.delay * 1000)

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import _core
@@ -19,7 +19,7 @@ DEFAULT_POOL = "default"
 Payload = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any] | int | float | bool | None
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     """The states of a task. `RETRYING` and `DEAD` are what a "failed" filter shows."""
 
     WAITING = "waiting"  # DAG parents pending
@@ -35,9 +35,6 @@ class TaskStatus(str, enum.Enum):
     @property
     def is_terminal(self) -> bool:
         return self in _TERMINAL
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
@@ -162,7 +159,7 @@ class Task:
 
 
 def _when(ms: int) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms else None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +213,7 @@ class TaskInfo:
             traceback=tb,
             result=decode_result(result),
             payload=payload,
-            parents=tuple(tuple(p) for p in parents),  # type: ignore[misc]
+            parents=tuple((parent, trigger) for parent, trigger in parents),
             schedule=schedule,
         )
 

@@ -126,7 +126,7 @@ class MemoryStorage:
         now_ms: int,
     ) -> TaskPage:
         after = int(cursor) if cursor else None
-        rows, next_cursor = self._engine.list(statuses, name, pool, query, limit, after, now_ms)
+        rows, next_cursor = self._engine.list_tasks(statuses, name, pool, query, limit, after, now_ms)
         return TaskPage([TaskInfo.from_row(r) for r in rows], None if next_cursor is None else str(next_cursor))
 
     async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:

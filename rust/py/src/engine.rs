@@ -352,7 +352,7 @@ impl Engine {
 
     #[pyo3(signature = (statuses, name, pool, query, limit, cursor, now_ms))]
     #[allow(clippy::too_many_arguments)]
-    fn list<'py>(
+    fn list_tasks<'py>(
         &mut self,
         py: Python<'py>,
         statuses: Option<Vec<String>>,
