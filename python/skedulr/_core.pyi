@@ -8,6 +8,7 @@ MAX_NAME_LEN: int
 MAX_KEY_LEN: int
 MAX_RETRIES: int
 NAME_ALPHABET: str
+LUA_SCRIPTS: dict[str, str]  # name -> source of lua/<name>.lua
 
 # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents[(id, trigger)])
 SpecTuple = tuple[str | None, str, str, bytes, int, int, int, str | None, int | None, list[tuple[str, str]]]
@@ -19,6 +20,8 @@ TaskRow = tuple[Any, ...]
 
 def salt_of(id: str) -> int: ...
 def validate_name(kind: str, value: str) -> None: ...
+def validate_key(value: str) -> None: ...
+def topological_order(parents: list[list[int]]) -> list[int]: ...
 
 class Engine:
     def __init__(self, *, max_payload_bytes: int, key_ttl_ms: int, max_lease_losses: int, id_seed: int) -> None: ...

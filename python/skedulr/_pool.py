@@ -7,6 +7,7 @@ timed-out sync job keeps its runner until its thread returns.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -99,7 +100,10 @@ class Pool:
             self._woken = False
             await trio.lowlevel.checkpoint()
             return
-        deadline = self._scheduler._clock.trio_time(due_ms) if due_ms is not None else float("inf")
+        s = self._scheduler
+        deadline = s._clock.trio_time(due_ms) if due_ms is not None else math.inf
+        if s._storage.poll_interval is not None:
+            deadline = min(deadline, trio.current_time() + s._storage.poll_interval)
         with trio.move_on_at(deadline):
             await self._fetcher_lot.park()
 

@@ -253,31 +253,38 @@ class Scheduler:
         self._trio_token = trio.lowlevel.current_trio_token()
         self._trio_thread = threading.get_ident()
         try:
-            async with trio.open_nursery() as services:
-                async with trio.open_nursery() as workers:
-                    self._nursery = workers
-                    for pool in self._pools.values():
-                        pool.start(workers)
-                    services.start_soon(self._flush_loop, name="skedulr.flusher")
-                    services.start_soon(self._heartbeat_loop, name="skedulr.heartbeat")
-                    services.start_soon(self._reap_loop, name="skedulr.reaper")
-                    services.start_soon(self._schedule_loop, name="skedulr.schedules")
-                    services.start_soon(self._sweep_loop, name="skedulr.sweeper")
-                    self._watchdog = Watchdog(self, self.block_limit)
-                    await services.start(self._watchdog.run)
-                    task_status.started(self)
-                    await self._stop_requested.wait()
-                    await self._shutdown()
-                    workers.cancel_scope.cancel()
-                services.cancel_scope.cancel()
+            async with self._storage.session():
+                try:
+                    await self._serve(task_status)
+                finally:
+                    with trio.CancelScope(shield=True):  # whatever happened, nothing stays claimed here
+                        self._stopping = True
+                        for pool in self._pools.values():
+                            self._hand_back_rows(pool.take_backlog())
+                        await self._flush()
         finally:
-            with trio.CancelScope(shield=True):
-                self._stopping = True
-                for pool in self._pools.values():
-                    self._hand_back_rows(pool.take_backlog())
-                await self._flush()
             self._nursery = None
             self._watchdog = None
+
+    async def _serve(self, task_status: trio.TaskStatus[Scheduler]) -> None:
+        async with trio.open_nursery() as services:
+            async with trio.open_nursery() as workers:
+                self._nursery = workers
+                await services.start(self._storage.serve_hints, self._on_wake_hint, self._on_cancel_hint)
+                for pool in self._pools.values():
+                    pool.start(workers)
+                services.start_soon(self._flush_loop, name="skedulr.flusher")
+                services.start_soon(self._heartbeat_loop, name="skedulr.heartbeat")
+                services.start_soon(self._reap_loop, name="skedulr.reaper")
+                services.start_soon(self._schedule_loop, name="skedulr.schedules")
+                services.start_soon(self._sweep_loop, name="skedulr.sweeper")
+                self._watchdog = Watchdog(self, self.block_limit)
+                await services.start(self._watchdog.run)
+                task_status.started(self)
+                await self._stop_requested.wait()
+                await self._shutdown()
+                workers.cancel_scope.cancel()
+            services.cancel_scope.cancel()
 
     async def _shutdown(self) -> None:
         """Stop claiming, hand back what was claimed but not started, give running jobs the grace
@@ -295,6 +302,15 @@ class Scheduler:
         while self._running:  # a sync job's thread cannot be interrupted: wait for it to return
             await trio.sleep(0.01)
         await self._flush()
+
+    def _on_wake_hint(self, pool: str) -> None:
+        if pool in self._pools:
+            self._pools[pool].wake()
+
+    def _on_cancel_hint(self, task_id: str) -> None:
+        attempt = self._running.get(task_id)
+        if attempt is not None:
+            attempt.stop("cancel")
 
     def _require_running(self) -> None:
         if not self.is_running:
@@ -525,11 +541,11 @@ class Scheduler:
             else:
                 result = await trio.to_thread.run_sync(job.fn, ctx, limiter=pool.thread_limiter)
             encoded = None if result is None else encode_result(result)
-        except trio.Cancelled:
-            self._settle_stopped(attempt, external=not scope.cancel_called)
-            raise
         except Exception as e:
             error = e
+        except BaseException:  # Cancelled (maybe grouped by the job's own nursery), KeyboardInterrupt, ...
+            self._settle_stopped(attempt, external=not scope.cancel_called)
+            raise
         finally:
             del self._running[task_id]
             if timeout:
@@ -545,7 +561,7 @@ class Scheduler:
                 error = JobBlockedError(
                     f"the job held the event loop for over {self.block_limit:g}s without yielding; make it a "
                     "sync function (it runs in a thread) or await checkpoints in it"
-                )
+                ).with_traceback(error.__traceback__)  # keep where it was stuck
             self._record_failure(handle, token, task_id, attempt_no, error, job)
         self._flush_lot.unpark_all()
         if middleware:

@@ -8,7 +8,11 @@ back to the storage with `token` (the lease's fencing token) in every report abo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
+
+import trio
 
 from ..task import TaskInfo, TaskPage
 
@@ -20,6 +24,23 @@ Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeo
 @runtime_checkable
 class Storage(Protocol):
     kind: str
+    # How often a fetcher with nothing to do looks again without a hint (None: never needed).
+    poll_interval: float | None
+
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """Holds what a running scheduler needs (connections); entered for the length of `run`."""
+        ...
+
+    async def serve_hints(
+        self,
+        on_wake: Callable[[str], None],
+        on_cancel: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = ...,
+    ) -> None:
+        """Relays other instances' news until cancelled: a pool got work (`on_wake(pool)`), a running
+        task was cancelled (`on_cancel(task_id)`)."""
+        ...
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
         """Stores a task; returns (id, created). `created` is False when an idempotency key matched."""

@@ -7,11 +7,14 @@ Nothing survives the process, but everything survives the scheduler: a `MemorySt
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
 from .. import _core
+from ..errors import InvalidOptionError
 from ..task import TaskInfo, TaskPage
 from .base import ClaimRow, Held, Spec
 
@@ -21,6 +24,7 @@ class MemoryStorage:
     `key_ttl`: seconds an idempotency key is remembered after its task ends."""
 
     kind = "memory"
+    poll_interval: float | None = None  # every change happens in this process: wake-ups are never missed
 
     def __init__(
         self,
@@ -42,6 +46,21 @@ class MemoryStorage:
     def __repr__(self) -> str:
         return f"<MemoryStorage tasks={len(self._engine)}>"
 
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        yield
+
+    async def serve_hints(
+        self,
+        on_wake: Callable[[str], None],
+        on_cancel: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Nothing to relay: the scheduler sharing this process wakes its pools itself."""
+        task_status.started()
+        await trio.sleep_forever()
+
     def _notify(self) -> None:
         """Wakes `wait()` callers whose task has ended (called after every change that can end one)."""
         if self._waiters:
@@ -51,11 +70,13 @@ class MemoryStorage:
                     event.set()
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         out = self._engine.submit(spec, now_ms)
         self._notify()
         return out
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         out = self._engine.submit_many(specs, now_ms)
         self._notify()
         return out
@@ -94,11 +115,13 @@ class MemoryStorage:
         return self._engine.next_due(pool)
 
     async def cancel(self, task_id: str, now_ms: int) -> tuple[bool, Held | None, str | None]:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         out = self._engine.cancel(task_id, now_ms)
         self._notify()
         return out
 
     async def resubmit(self, task_id: str, now_ms: int) -> None:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         self._engine.resubmit(task_id, now_ms)
 
     async def resubmit_dead(
@@ -107,12 +130,14 @@ class MemoryStorage:
         return self._engine.resubmit_dead(name, pool, query, limit, now_ms)
 
     async def purge(self, task_id: str) -> None:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         self._engine.purge(task_id)
 
     async def purge_dead(self, name: str | None, pool: str | None, query: str | None, limit: int) -> list[str]:
         return self._engine.purge_dead(name, pool, query, limit)
 
     async def get(self, task_id: str, now_ms: int) -> TaskInfo:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         return TaskInfo.from_row(self._engine.get(task_id, now_ms))
 
     async def list_tasks(
@@ -125,11 +150,13 @@ class MemoryStorage:
         cursor: str | None,
         now_ms: int,
     ) -> TaskPage:
-        after = int(cursor) if cursor else None
+        await trio.lowlevel.checkpoint()
+        after = _cursor(cursor)
         rows, next_cursor = self._engine.list_tasks(statuses, name, pool, query, limit, after, now_ms)
         return TaskPage([TaskInfo.from_row(r) for r in rows], None if next_cursor is None else str(next_cursor))
 
     async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
+        await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)
         return {pool: dict(counts) for pool, counts in self._engine.counts(now_ms)}
 
     async def wait(self, task_id: str, now_ms: int) -> None:
@@ -161,3 +188,11 @@ class MemoryStorage:
         created = self._engine.fire_schedules(now_ms)
         self._notify()
         return created
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidOptionError(f"invalid cursor {cursor[:40]!r}: pass back a next_cursor from list_tasks")
+    return int(cursor)

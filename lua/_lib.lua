@@ -1,0 +1,130 @@
+--[[
+Shared helpers, pasted by the script loader (python/skedulr/storage/_scripts.py) in place of the line
+`--- @include _lib` at the top of each script. Everything here is `local`.
+
+Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds a whole queue):
+  {p}:t:<id>      hash    a task (fields below)
+  {p}:r:<pool>    zset    ready queue: score = (1000 - priority) * 2^42 + (ready_ms - EPOCH), member = m
+  {p}:d:<pool>    zset    scheduled and retrying tasks: score = ready_ms, member = m
+  {p}:leases      zset    running tasks: score = lease deadline (ms), member = id
+  {p}:all         zset    every stored task: score = seq, member = id (listing, newest first)
+  {p}:ended       zset    ended tasks other than dead ones: score = finished_ms (retention sweep)
+  {p}:dead        zset    the dead letter queue: score = seq, member = id
+  {p}:counts      hash    "<pool>/<status>" -> number of tasks
+  {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
+  {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
+  {p}:seq, {p}:token      counters (submission order, fencing tokens)
+  channel {p}:wake        a pool name, published when its ready queue gets work after being empty
+  channel {p}:cancel      a task id, published when a running task is cancelled
+Task hash fields: id name pool payload prio maxr tmo key status att ll prog cms rms sms fms err tb res
+  seq m (queue member: 12 hex digits of seq, then the id) tok own (lease token, owner) parents pend sch
+]]
+
+local rcall = redis.call
+local EPOCH = 1700000000000
+local SHIFT = 4398046511104 -- 2^42
+
+local function tkey(tag, id) return tag .. ':t:' .. id end
+
+local function now_or_server(arg)
+  if arg and arg ~= '' then return tonumber(arg) end
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function ready_score(prio, ready_ms)
+  return (1000 - tonumber(prio)) * SHIFT + math.max(0, tonumber(ready_ms) - EPOCH)
+end
+
+local TERMINAL = { succeeded = true, dead = true, cancelled = true, skipped = true }
+
+local function set_status(tag, h, pool, old, new)
+  if old == new then return end
+  if old then rcall('HINCRBY', tag .. ':counts', pool .. '/' .. old, -1) end
+  rcall('HINCRBY', tag .. ':counts', pool .. '/' .. new, 1)
+  rcall('HSET', h, 'status', new)
+end
+
+-- Puts a task whose conditions hold into its pool's queue, as queued or scheduled.
+local function make_ready(tag, id, now)
+  local h = tkey(tag, id)
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'm', 'status')
+  local pool, ready_ms = f[1], math.max(tonumber(f[3]), now)
+  rcall('HSET', h, 'rms', ready_ms)
+  if ready_ms > now then
+    rcall('ZADD', tag .. ':d:' .. pool, ready_ms, f[4])
+    set_status(tag, h, pool, f[5], 'scheduled')
+  else
+    local rkey = tag .. ':r:' .. pool
+    if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
+    rcall('ZADD', rkey, ready_score(f[2], ready_ms), f[4])
+    set_status(tag, h, pool, f[5], 'queued')
+  end
+end
+
+local function trigger_met(trigger, outcome)
+  if trigger == 'on_complete' then return true end
+  if trigger == 'on_success' then return outcome == 'succeeded' end
+  return outcome == 'dead' -- on_failure
+end
+
+-- Ends a task (terminal status) and applies what follows: retention, key window, DAG children
+-- (ready or skipped, cascading).
+local function end_task(tag, id, status, now, key_ttl)
+  local stack = { { id, status } }
+  while #stack > 0 do
+    local item = table.remove(stack)
+    local tid, st = item[1], item[2]
+    local h = tkey(tag, tid)
+    local f = rcall('HMGET', h, 'pool', 'status', 'key', 'seq')
+    set_status(tag, h, f[1], f[2], st)
+    rcall('HSET', h, 'fms', now)
+    if st == 'skipped' then
+      rcall('HSET', h, 'err', 'skipped: a DAG condition of this task can no longer be met')
+    end
+    if st == 'dead' then
+      rcall('ZADD', tag .. ':dead', f[4], tid)
+    else
+      rcall('ZADD', tag .. ':ended', now, tid)
+    end
+    if f[3] then
+      local kk = tag .. ':k:' .. f[3]
+      if rcall('GET', kk) == tid then rcall('PEXPIRE', kk, key_ttl) end
+    end
+    local ck = tag .. ':c:' .. tid
+    local kids = rcall('LRANGE', ck, 0, -1)
+    rcall('DEL', ck)
+    for _, edge in ipairs(kids) do
+      local sep = string.find(edge, ':', 1, true)
+      local trigger, child = string.sub(edge, 1, sep - 1), string.sub(edge, sep + 1)
+      local ch = tkey(tag, child)
+      if rcall('HGET', ch, 'status') == 'waiting' then
+        if trigger_met(trigger, st) then
+          if rcall('HINCRBY', ch, 'pend', -1) <= 0 then make_ready(tag, child, now) end
+        else
+          -- skipped at once, so a second edge to this child is ignored; the rest on its turn below
+          set_status(tag, ch, rcall('HGET', ch, 'pool'), 'waiting', 'skipped')
+          table.insert(stack, { child, 'skipped' })
+        end
+      end
+    end
+  end
+end
+
+-- Returns a running task to its queue without counting the attempt, keeping its place in line.
+local function requeue_unstarted(tag, id, now)
+  local h = tkey(tag, id)
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'm', 'status')
+  rcall('HINCRBY', h, 'att', -1)
+  rcall('HSET', h, 'sms', 0, 'tok', '', 'own', '')
+  local rkey = tag .. ':r:' .. f[1]
+  if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', f[1]) end
+  rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3]), now)), f[4])
+  set_status(tag, h, f[1], f[5], 'queued')
+end
+
+-- Whether `token` holds the lease of running task `id`.
+local function holds(tag, id, token)
+  local f = rcall('HMGET', tkey(tag, id), 'status', 'tok')
+  return f[1] == 'running' and f[2] == token
+end

@@ -1,0 +1,45 @@
+--[[ claim: moves up to `max` tasks of a pool to running, each under a lease with a new fencing token.
+Due scheduled/retrying tasks of the pool are promoted to the ready queue first.
+KEYS[1] {p}:r:<pool>  zset  ready queue
+KEYS[2] {p}:d:<pool>  zset  scheduled and retrying tasks
+KEYS[3] {p}:leases    zset  lease deadlines
+KEYS[4] {p}:token     string fencing token counter
+ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] owner;
+ARGV[6] lease_ms
+Returns: flat array of 7 per task: id, token, name, payload, attempt, priority, timeout_ms.
+The task hashes are found from the popped members, under the same tag.
+]]
+--- @include _lib
+
+local tag, pool = ARGV[1], ARGV[3]
+local now = now_or_server(ARGV[2])
+local max, owner, lease_ms = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+
+for _, m in ipairs(rcall('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+  rcall('ZREM', KEYS[2], m)
+  local h = tkey(tag, string.sub(m, 13))
+  local f = rcall('HMGET', h, 'prio', 'rms', 'status')
+  rcall('ZADD', KEYS[1], ready_score(f[1], f[2]), m)
+  set_status(tag, h, pool, f[3], 'queued')
+end
+
+local out = {}
+local popped = rcall('ZPOPMIN', KEYS[1], max)
+for i = 1, #popped, 2 do
+  local id = string.sub(popped[i], 13)
+  local h = tkey(tag, id)
+  local token = rcall('INCR', KEYS[4])
+  local attempt = rcall('HINCRBY', h, 'att', 1)
+  local f = rcall('HMGET', h, 'name', 'payload', 'prio', 'tmo', 'status')
+  rcall('HSET', h, 'tok', token, 'own', owner, 'sms', now, 'prog', 0)
+  set_status(tag, h, pool, f[5], 'running')
+  rcall('ZADD', KEYS[3], now + lease_ms, id)
+  table.insert(out, id)
+  table.insert(out, token)
+  table.insert(out, f[1])
+  table.insert(out, f[2])
+  table.insert(out, attempt)
+  table.insert(out, tonumber(f[3]))
+  table.insert(out, tonumber(f[4]))
+end
+return out

@@ -1,0 +1,28 @@
+--[[ fail: records a failed attempt: a retry after its backoff while attempts remain, else dead.
+KEYS[1] {p}:leases  zset
+ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] key_ttl_ms; ARGV[4] id; ARGV[5] token;
+ARGV[6] error text; ARGV[7] traceback; ARGV[8] retry delay ms ("" = permanent error: no retry)
+Returns: 1 if recorded, 0 if the token no longer holds the lease.
+]]
+--- @include _lib
+
+local tag, id, token, delay = ARGV[1], ARGV[4], ARGV[5], ARGV[8]
+local now = now_or_server(ARGV[2])
+if not holds(tag, id, token) then return 0 end
+rcall('ZREM', KEYS[1], id)
+local h = tkey(tag, id)
+rcall('HSET', h, 'err', ARGV[6], 'tb', ARGV[7], 'tok', '')
+local f = rcall('HMGET', h, 'att', 'maxr', 'pool', 'm', 'prio')
+if delay ~= '' and tonumber(f[1]) <= tonumber(f[2]) then
+  local at = now + tonumber(delay)
+  rcall('HSET', h, 'rms', at)
+  if at > now then
+    rcall('ZADD', tag .. ':d:' .. f[3], at, f[4])
+    set_status(tag, h, f[3], 'running', 'retrying')
+  else
+    make_ready(tag, id, now)
+  end
+else
+  end_task(tag, id, 'dead', now, tonumber(ARGV[3]))
+end
+return 1

@@ -1,0 +1,538 @@
+"""`RedisStorage`: tasks in Redis, shared by any number of scheduler processes on any number of machines.
+
+Every state change is one Lua script from `lua/` (atomic, safe to repeat); reads are plain commands.
+Time comes from the Redis server's clock, so instances whose clocks disagree can neither reap live
+leases nor start delayed work early (`use_client_clock=True` lets tests drive time instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from .. import _core
+from ..errors import (
+    DuplicateTaskError,
+    InvalidOptionError,
+    InvalidStateError,
+    ScheduleNotFoundError,
+    StorageError,
+    TaskNotFoundError,
+    UnknownParentError,
+)
+from ..task import TaskInfo, TaskPage
+from . import _scripts
+from ._redis_io import RedisConnection, open_connection, open_subscription, redact_url
+from .base import ClaimRow, Held, Spec
+
+log = logging.getLogger("skedulr")
+
+_STATUSES = ("waiting", "scheduled", "queued", "running", "retrying", "succeeded", "dead", "cancelled", "skipped")
+_TERMINAL = frozenset({"succeeded", "dead", "cancelled", "skipped"})
+_ERRORS: dict[str, Callable[[str], Exception]] = {
+    "DUPLICATE": lambda x: DuplicateTaskError(
+        f"a task with id {x!r} already exists: choose another id or leave it out"
+    ),
+    "UNKNOWN_PARENT": lambda x: UnknownParentError(
+        f"parent task {x!r} does not exist (or has been purged after its retention period): submit the parent first"
+    ),
+    "NOT_FOUND": lambda x: TaskNotFoundError(f"no task with id {x!r}"),
+    "INVALID_STATE": lambda x: InvalidStateError(f"the task is {x}: the operation does not apply to it"),
+    "SCHEDULE_NOT_FOUND": lambda x: ScheduleNotFoundError(f"no schedule with id {x!r}"),
+}
+MIN_REDIS_VERSION = (6, 2)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStorage:
+    """Redis-backed storage. `prefix` namespaces the keys (all share the `{prefix}` hash tag).
+
+    `retention`: seconds an ended task (other than a dead one) stays readable; `key_ttl`: seconds an
+    idempotency key is remembered after its task ends.
+    """
+
+    kind = "redis"
+    poll_interval = 1.0  # fetchers look again this often even without a wake-up hint
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "skedulr",
+        retention: float = 3600.0,
+        key_ttl: float = 86400.0,
+        max_payload_bytes: int = 1 << 20,
+        max_lease_losses: int = 3,
+        use_client_clock: bool = False,
+    ) -> None:
+        _core.validate_name("prefix", prefix)
+        self.url = url
+        self.prefix = prefix
+        self.tag = "{" + prefix + "}"
+        self.retention_ms = int(retention * 1000)
+        self.key_ttl_ms = int(key_ttl * 1000)
+        self.max_payload_bytes = max_payload_bytes
+        self.max_lease_losses = max_lease_losses
+        self.use_client_clock = use_client_clock
+        self._conn: RedisConnection | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self._conn is not None else "closed"
+        return f"<RedisStorage {redact_url(self.url)} prefix={self.prefix} {state}>"
+
+    # ----- keys: the one place their names are built (lua/_lib.lua documents the layout) ---------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.tag, *parts))
+
+    # ----- connection -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """Connects for the length of a scheduler run (or a client's use), checking the server first."""
+        async with open_connection(self.url, name=f"skedulr:{self.prefix}") as conn:
+            self._conn = conn
+            try:
+                await self._check_server()
+                yield
+            finally:
+                self._conn = None
+
+    async def _check_server(self) -> None:
+        info = _text(await self._exec("INFO", "server"))
+        version = next((line.split(":", 1)[1] for line in info.splitlines() if line.startswith("redis_version:")), "0")
+        parts = tuple(int(p) for p in version.strip().split(".")[:2] if p.isdigit())
+        if parts < MIN_REDIS_VERSION:
+            raise StorageError(f"Redis {version.strip()} is too old: skedulr needs {'.'.join(map(str, MIN_REDIS_VERSION))}+")
+        try:
+            policy = await self._exec("CONFIG", "GET", "maxmemory-policy")
+            value = _text(policy[1]) if policy and len(policy) > 1 else "noeviction"
+        except StorageError:  # CONFIG may be disabled on managed Redis
+            value = "unknown"
+        if value not in ("noeviction", "unknown"):
+            log.warning(
+                "Redis %s has maxmemory-policy=%s: under memory pressure it may EVICT TASKS. "
+                "Set maxmemory-policy noeviction for a task queue.",
+                redact_url(self.url),
+                value,
+            )
+
+    def _connection(self) -> RedisConnection:
+        if self._conn is None:
+            raise StorageError("the Redis storage is not connected: run it inside a scheduler (or Client)")
+        return self._conn
+
+    async def _exec(self, *args: Any) -> Any:
+        return await self._connection().execute(*args)
+
+    async def _eval(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._connection().eval_script(_scripts.load(name), keys, args)
+        except StorageError as e:
+            raise _typed(e) from e
+
+    def _now(self, now_ms: int) -> str:
+        return str(now_ms) if self.use_client_clock else ""
+
+    async def _server_now(self, now_ms: int) -> int:
+        if self.use_client_clock:
+            return now_ms
+        seconds, micros = await self._exec("TIME")
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # ----- submit -----------------------------------------------------------------------------------
+
+    def _task_args(self, spec: Spec) -> list[Any]:
+        task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents = spec
+        _core.validate_name("job name", name)
+        _core.validate_name("pool name", pool)
+        if task_id is not None:
+            _core.validate_name("task id", task_id)
+        if key is not None:
+            _core.validate_key(key)
+        for parent, _trigger in parents:
+            _core.validate_name("parent task id", parent)
+        if len(payload) > self.max_payload_bytes:
+            raise InvalidOptionError(
+                f"payload of {len(payload)} bytes is over the {self.max_payload_bytes}-byte cap: store large data "
+                "elsewhere and pass a reference"
+            )
+        return [task_id, name, pool, payload, priority, max_retries, timeout_ms, key or "",
+                "" if run_at_ms is None else run_at_ms, "\n".join(f"{t}:{p}" for p, t in parents)]  # fmt: skip
+
+    async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
+        return (await self.submit_many([spec], now_ms))[0]
+
+    async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
+        specs = [(s[0] or os.urandom(8).hex(), *s[1:]) for s in specs]
+        index = {s[0]: i for i, s in enumerate(specs)}
+        if len(index) != len(specs):
+            dup = next(s[0] for s in specs if sum(1 for t in specs if t[0] == s[0]) > 1)
+            raise DuplicateTaskError(f"a task with id {dup!r} appears twice in the batch")
+        for s in specs:
+            if any(p == s[0] for p, _ in s[9]):
+                raise _core_cycle(s[0])
+        order = _core.topological_order([[index[p] for p, _ in s[9] if p in index] for s in specs])
+        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(specs)]
+        for i in order:
+            args += self._task_args(specs[i])
+        flat = await self._eval("submit", [self._key("seq"), self._key("all")], args)
+        by_id = {specs[i][0]: (_text(flat[2 * k]), bool(flat[2 * k + 1])) for k, i in enumerate(order)}
+        return [by_id[s[0]] for s in specs]
+
+    # ----- workers ----------------------------------------------------------------------------------
+
+    async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
+        keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
+        flat = await self._eval("claim", keys, [self.tag, self._now(now_ms), pool, max_tasks, owner, lease_ms])
+        rows: list[ClaimRow] = []
+        for i in range(0, len(flat), 7):
+            task_id = _text(flat[i])
+            rows.append((task_id, int(flat[i + 1]), task_id, _text(flat[i + 2]), bytes(flat[i + 3]),
+                         int(flat[i + 4]), int(flat[i + 5]), int(flat[i + 6])))  # fmt: skip
+        return rows
+
+    async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
+        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
+        for task_id, token, result in items:
+            args += [task_id, token, result or b""]
+        flat = await self._eval("succeed", [self._key("leases")], args)
+        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def fail(
+        self, handle: Any, token: int, error: str, traceback: str, retry_delay_ms: int | None, now_ms: int
+    ) -> bool:
+        delay = "" if retry_delay_ms is None else retry_delay_ms
+        args = [self.tag, self._now(now_ms), self.key_ttl_ms, handle, token, error, traceback, delay]
+        return bool(await self._eval("fail", [self._key("leases")], args))
+
+    async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
+        args: list[Any] = [self.tag, self._now(now_ms)]
+        for task_id, token in items:
+            args += [task_id, token]
+        return int(await self._eval("hand_back", [self._key("leases")], args))
+
+    async def renew(self, held: list[Held], lease_ms: int, now_ms: int) -> list[Held]:
+        args: list[Any] = [self.tag, self._now(now_ms), lease_ms]
+        for task_id, token in held:
+            args += [task_id, token]
+        flat = await self._eval("renew", [self._key("leases")], args)
+        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def reap(self, now_ms: int) -> list[tuple[Any, int, str, bool]]:
+        args = [self.tag, self._now(now_ms), self.max_lease_losses, self.key_ttl_ms, 1000]
+        flat = await self._eval("reap", [self._key("leases")], args)
+        out = []
+        for i in range(0, len(flat), 3):
+            task_id = _text(flat[i])
+            token = int(flat[i + 1]) if flat[i + 1] else 0
+            out.append((task_id, token, task_id, bool(flat[i + 2])))
+        return out
+
+    async def set_progress_many(self, items: list[tuple[Any, int, float]]) -> None:
+        args: list[Any] = [self.tag]
+        for task_id, token, fraction in items:
+            args += [task_id, token, repr(fraction)]
+        await self._eval("set_progress", [self._key("leases")], args)
+
+    async def next_due(self, pool: str) -> int | None:
+        first = await self._exec("ZRANGE", self._key("d", pool), 0, 0, "WITHSCORES")
+        due = int(float(first[1])) if first else None
+        if self.use_client_clock or due is None:
+            return due
+        # The caller sleeps on its own clock: translate the server's moment into it.
+        return due - await self._server_now(0) + _wall_ms()
+
+    # ----- operator actions ---------------------------------------------------------------------
+
+    async def cancel(self, task_id: str, now_ms: int) -> tuple[bool, Held | None, str | None]:
+        _core.validate_name("task id", task_id)
+        keys = [self._key("t", task_id), self._key("leases")]
+        done, detail = await self._eval("cancel", keys, [self.tag, self._now(now_ms), self.key_ttl_ms, task_id])
+        if not done:
+            return False, None, _text(detail)
+        token = _text(detail)
+        return True, ((task_id, int(token)) if token else None), None
+
+    async def resubmit(self, task_id: str, now_ms: int) -> None:
+        _core.validate_name("task id", task_id)
+        await self._eval("resubmit", [self._key("t", task_id), self._key("dead")],
+                         [self.tag, self._now(now_ms), task_id])  # fmt: skip
+
+    async def resubmit_dead(
+        self, name: str | None, pool: str | None, query: str | None, limit: int, now_ms: int
+    ) -> list[str]:
+        page = await self._dead(name, pool, query, limit, now_ms)
+        done = []
+        for info in page:
+            try:
+                await self.resubmit(info.id, now_ms)
+                done.append(info.id)
+            except (InvalidStateError, TaskNotFoundError):
+                continue  # changed since it was listed
+        return done
+
+    async def purge(self, task_id: str) -> None:
+        _core.validate_name("task id", task_id)
+        keys = [self._key("all"), self._key("ended"), self._key("dead")]
+        await self._eval("purge", keys, [self.tag, "", "ids", task_id])
+
+    async def purge_dead(self, name: str | None, pool: str | None, query: str | None, limit: int) -> list[str]:
+        ids = [info.id for info in await self._dead(name, pool, query, limit, 0)]
+        if not ids:
+            return []
+        keys = [self._key("all"), self._key("ended"), self._key("dead")]
+        return [_text(x) for x in await self._eval("purge", keys, [self.tag, "", "ids", *ids])]
+
+    async def _dead(self, name: str | None, pool: str | None, query: str | None, limit: int,
+                    now_ms: int) -> list[TaskInfo]:  # fmt: skip
+        """Dead tasks matching the filter, oldest first."""
+        found: list[TaskInfo] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_tasks(["dead"], name, pool, query, 1000, cursor, now_ms)
+            found += page.tasks
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return list(reversed(found))[:limit]
+
+    # ----- reading ------------------------------------------------------------------------------
+
+    async def get(self, task_id: str, now_ms: int) -> TaskInfo:
+        _core.validate_name("task id", task_id)
+        fields = await self._exec("HGETALL", self._key("t", task_id))
+        if not fields:
+            raise TaskNotFoundError(f"no task with id {task_id!r}")
+        return self._info(fields, await self._server_now(now_ms))
+
+    def _info(self, raw: Any, now: int) -> TaskInfo:
+        f = _hash(raw)
+        status = _text(f.get("status", b"waiting"))
+        ready = int(f.get("rms", 0))
+        if status in ("scheduled", "retrying") and ready <= now:
+            status = "queued"  # due: the next claim promotes it
+        parents = [tuple(e.split(":", 1)) for e in _text(f.get("parents", b"")).split("\n") if e]
+        result = f.get("res")
+        row = (
+            _text(f["id"]), _text(f["name"]), _text(f["pool"]), status, int(f["prio"]), int(f["att"]),
+            int(f["maxr"]), int(f["ll"]), int(f["tmo"]), float(f.get("prog", 0)), int(f["cms"]), ready,
+            int(f.get("sms", 0)), int(f.get("fms", 0)), _opt(f.get("key")), _opt(f.get("err")), _opt(f.get("tb")),
+            bytes(result) if result else None, bytes(f.get("payload", b"")),
+            [(p[1], p[0]) for p in parents], _opt(f.get("sch")), int(f["seq"]),
+        )  # fmt: skip
+        return TaskInfo.from_row(row)
+
+    async def list_tasks(
+        self,
+        statuses: list[str] | None,
+        name: str | None,
+        pool: str | None,
+        query: str | None,
+        limit: int,
+        cursor: str | None,
+        now_ms: int,
+    ) -> TaskPage:
+        wanted = set(statuses) if statuses else None
+        if wanted is not None and not wanted <= set(_STATUSES):
+            bad = sorted(wanted - set(_STATUSES))
+            raise InvalidOptionError(f"unknown status {bad[0]!r}: use one of {', '.join(_STATUSES)}")
+        source = self._key("dead") if wanted == {"dead"} else self._key("all")
+        needle = query.lower() if query else None
+        now = await self._server_now(now_ms)
+        upper = f"({cursor}" if cursor else "+inf"
+        tasks: list[TaskInfo] = []
+        last_seq: int | None = None
+        while True:
+            batch = await self._exec("ZREVRANGEBYSCORE", source, upper, "-inf", "WITHSCORES", "LIMIT", 0, 500)
+            if not batch:
+                return TaskPage(tasks, None)
+            ids = [_text(batch[i]) for i in range(0, len(batch), 2)]
+            hashes = await self._connection().execute_many([("HGETALL", self._key("t", i)) for i in ids])
+            for raw in hashes:
+                if not raw or isinstance(raw, Exception):
+                    continue  # purged meanwhile
+                info = self._info(raw, now)
+                seq = int(_hash(raw)["seq"])
+                if _matches(info, wanted, name, pool, needle):
+                    if len(tasks) == limit:
+                        return TaskPage(tasks, str(last_seq))
+                    tasks.append(info)
+                    last_seq = seq
+            upper = f"({int(float(batch[-1]))}"
+
+    async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
+        raw = _hash(await self._exec("HGETALL", self._key("counts")))
+        out: dict[str, dict[str, int]] = {}
+        for field, value in raw.items():
+            pool, _, status = field.rpartition("/")
+            out.setdefault(pool, dict.fromkeys(_STATUSES, 0))[status] = int(value)
+        return out
+
+    async def wait(self, task_id: str, now_ms: int) -> None:
+        delay = 0.005
+        while True:
+            status = await self._exec("HGET", self._key("t", task_id), "status")
+            if status is None:
+                raise TaskNotFoundError(f"no task with id {task_id!r}")
+            if _text(status) in _TERMINAL:
+                return
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def sweep(self, now_ms: int) -> int:
+        cutoff = await self._server_now(now_ms) - self.retention_ms
+        keys = [self._key("all"), self._key("ended"), self._key("dead")]
+        return len(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, 1000]))
+
+    # ----- schedules ----------------------------------------------------------------------------
+
+    async def add_schedule(
+        self, schedule_id: str, kind: str, every: str, tz: str, template: Spec, skip_if_running: bool, now_ms: int
+    ) -> int:
+        _core.validate_name("schedule id", schedule_id)
+        _, name, pool, payload, priority, max_retries, timeout_ms, key, _, parents = template
+        if key is not None or parents:
+            raise InvalidOptionError("a schedule's task cannot have an idempotency key or parents")
+        self._task_args(template)
+        now = await self._server_now(now_ms)
+        first = _next_fire(kind, every, tz, now, None)
+        fields = ["kind", kind, "every", every, "tz", tz, "name", name, "pool", pool, "payload", payload,
+                  "prio", priority, "maxr", max_retries, "tmo", timeout_ms, "skip", "1" if skip_if_running else "0"]  # fmt: skip
+        keys = [self._key("schedules"), self._key("sch", schedule_id)]
+        await self._eval("schedule", keys, [self.tag, schedule_id, "add", first, *fields])
+        return first
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        keys = [self._key("schedules"), self._key("sch", schedule_id)]
+        await self._eval("schedule", keys, [self.tag, schedule_id, "remove"])
+
+    async def schedules(self) -> list[tuple[Any, ...]]:
+        ids = [_text(x) for x in await self._exec("ZRANGE", self._key("schedules"), 0, -1)]
+        rows = []
+        for raw in await self._connection().execute_many([("HGETALL", self._key("sch", i)) for i in ids]):
+            f = _hash(raw)
+            if not f:
+                continue
+            every = _text(f["every"]) + ("|" + _text(f["tz"]) if _text(f["kind"]) == "cron" else "")
+            rows.append((_text(f["id"]), _text(f["kind"]), every, _text(f["name"]), _text(f["pool"]),
+                         _text(f["skip"]) == "1", _opt_int(f.get("next")), _opt_int(f.get("last_fire")),
+                         _opt(f.get("last_task")), int(f.get("fired", 0)), int(f.get("skipped", 0))))  # fmt: skip
+        return rows
+
+    async def next_schedule_due(self) -> int | None:
+        first = await self._exec("ZRANGE", self._key("schedules"), 0, 0, "WITHSCORES")
+        if not first:
+            return None
+        due = int(float(first[1]))
+        return due if self.use_client_clock else due - await self._server_now(0) + _wall_ms()
+
+    async def fire_schedules(self, now_ms: int) -> list[str]:
+        now = await self._server_now(now_ms)
+        due = await self._exec("ZRANGEBYSCORE", self._key("schedules"), "-inf", now, "WITHSCORES", "LIMIT", 0, 100)
+        created = []
+        for i in range(0, len(due), 2):
+            sid, expected = _text(due[i]), int(float(due[i + 1]))
+            f = _hash(await self._exec("HGETALL", self._key("sch", sid)))
+            if not f:
+                continue
+            following = _next_fire(_text(f["kind"]), _text(f["every"]), _text(f["tz"]), now, expected)
+            keys = [self._key("schedules"), self._key("sch", sid), self._key("seq"), self._key("all")]
+            args = [self.tag, self._now(now_ms), sid, expected, following, os.urandom(8).hex()]
+            task_id = await self._eval("fire_schedule", keys, args)
+            if task_id:
+                created.append(_text(task_id))
+        return created
+
+    # ----- hints --------------------------------------------------------------------------------
+
+    async def serve_hints(
+        self,
+        on_wake: Callable[[str], None],
+        on_cancel: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Relays wake-up hints (a pool got work) and cancels of running tasks from other instances."""
+        wake, cancel = self._key("wake"), self._key("cancel")
+        async with open_subscription(self.url, [wake, cancel]) as sub:
+            task_status.started()
+            while True:
+                message = await sub.wait(None)
+                if message is None:
+                    continue
+                channel, data = message
+                (on_wake if _text(channel) == wake else on_cancel)(_text(data))
+
+
+def _wall_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _next_fire(kind: str, every: str, tz: str, now: int, previous: int | None) -> int:
+    if kind == "cron":
+        spec = every.split("|", 1)[0]
+        following = _core.CronSchedule(spec, tz).next_after(now)
+        return following if following is not None else 2**62
+    step = int(every)
+    if previous is None:
+        return now + step
+    missed = max(0, now - previous) // step
+    return previous + (missed + 1) * step
+
+
+def _hash(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return {_text(k): v for k, v in raw.items()}
+    return {_text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+
+
+def _opt(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _text(value)
+    return text or None
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, b"", "") else int(float(value))
+
+
+def _matches(info: TaskInfo, wanted: set[str] | None, name: str | None, pool: str | None, needle: str | None) -> bool:
+    if wanted is not None and info.status.value not in wanted:
+        return False
+    if name is not None and info.name != name:
+        return False
+    if pool is not None and info.pool != pool:
+        return False
+    if needle is None:
+        return True
+    return any(needle in (s or "").lower() for s in (info.id, info.name, info.key, info.error))
+
+
+def _core_cycle(task_id: str) -> Exception:
+    from ..errors import CycleError
+
+    return CycleError(f"task {task_id!r} names itself as a parent")
+
+
+def _typed(error: StorageError) -> Exception:
+    """Turns a script's error reply ("CODE detail") into the matching skedulr error."""
+    text = str(error.__cause__ or error)
+    code, _, detail = text.partition(" ")
+    factory = _ERRORS.get(code)
+    return factory(detail) if factory else error
+
+
+__all__ = ["RedisStorage", "math"]
