@@ -1,7 +1,9 @@
 """The `skedulr` command. `skedulr bench` measures this machine's embedded throughput and latency
-against a bare Trio dispatch, so a number can be checked without writing a program first.
+against a bare Trio dispatch, so a number can be checked without writing a program first;
+`skedulr worker module:attribute` runs a worker process for a scheduler defined in user code.
 
     skedulr bench [--jobs N] [--workers W] [--no-baseline] [--runs R] [--latency-samples S]
+    skedulr worker myapp.tasks:scheduler
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                        f"latency; 0 skips it (default {_bench.DEFAULT_LATENCY_SAMPLES})")  # fmt: skip
     bench.add_argument("--no-progress", dest="progress", action="store_false",
                        help="do not show the progress line on stderr")  # fmt: skip
+    worker = commands.add_parser(
+        "worker",
+        help="run the Scheduler a module defines until SIGINT/SIGTERM",
+        description="Imports MODULE:ATTRIBUTE (a skedulr.Scheduler, or a function returning one) and runs it. "
+        "The first SIGINT/SIGTERM shuts down gracefully; a second one cancels running jobs at once "
+        "(their tasks are handed back to the queue).",
+    )
+    worker.add_argument("target", metavar="MODULE:ATTRIBUTE", help="e.g. myapp.tasks:scheduler")
     return parser
 
 
@@ -86,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "worker":
+            from ._worker import run_worker
+
+            return run_worker(args.target)
         return bench(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -108,14 +108,14 @@ class RedisStorage:
                 self._conn = None
 
     async def _check_server(self) -> None:
-        info = _text(await self._exec("INFO", "server"))
-        version = next((line.split(":", 1)[1] for line in info.splitlines() if line.startswith("redis_version:")), "0")
-        parts = tuple(int(p) for p in version.strip().split(".")[:2] if p.isdigit())
+        info = await self._exec("INFO", "server")  # redis-py parses it into a dict
+        version = str(info.get("redis_version", "0"))
+        parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
         if parts < MIN_REDIS_VERSION:
             raise StorageError(f"Redis {version.strip()} is too old: skedulr needs {'.'.join(map(str, MIN_REDIS_VERSION))}+")
         try:
-            policy = await self._exec("CONFIG", "GET", "maxmemory-policy")
-            value = _text(policy[1]) if policy and len(policy) > 1 else "noeviction"
+            policy = _hash(await self._exec("CONFIG", "GET", "maxmemory-policy"))
+            value = _text(policy.get("maxmemory-policy", b"noeviction"))
         except StorageError:  # CONFIG may be disabled on managed Redis
             value = "unknown"
         if value not in ("noeviction", "unknown"):
@@ -246,7 +246,7 @@ class RedisStorage:
 
     async def next_due(self, pool: str) -> int | None:
         first = await self._exec("ZRANGE", self._key("d", pool), 0, 0, "WITHSCORES")
-        due = int(float(first[1])) if first else None
+        due = int(first[0][1]) if first else None
         if self.use_client_clock or due is None:
             return due
         # The caller sleeps on its own clock: translate the server's moment into it.
@@ -356,7 +356,7 @@ class RedisStorage:
             batch = await self._exec("ZREVRANGEBYSCORE", source, upper, "-inf", "WITHSCORES", "LIMIT", 0, 500)
             if not batch:
                 return TaskPage(tasks, None)
-            ids = [_text(batch[i]) for i in range(0, len(batch), 2)]
+            ids = [_text(member) for member, _score in batch]
             hashes = await self._connection().execute_many([("HGETALL", self._key("t", i)) for i in ids])
             for raw in hashes:
                 if not raw or isinstance(raw, Exception):
@@ -368,7 +368,7 @@ class RedisStorage:
                         return TaskPage(tasks, str(last_seq))
                     tasks.append(info)
                     last_seq = seq
-            upper = f"({int(float(batch[-1]))}"
+            upper = f"({int(batch[-1][1])}"
 
     async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
         raw = _hash(await self._exec("HGETALL", self._key("counts")))
@@ -433,15 +433,15 @@ class RedisStorage:
         first = await self._exec("ZRANGE", self._key("schedules"), 0, 0, "WITHSCORES")
         if not first:
             return None
-        due = int(float(first[1]))
+        due = int(first[0][1])
         return due if self.use_client_clock else due - await self._server_now(0) + _wall_ms()
 
     async def fire_schedules(self, now_ms: int) -> list[str]:
         now = await self._server_now(now_ms)
         due = await self._exec("ZRANGEBYSCORE", self._key("schedules"), "-inf", now, "WITHSCORES", "LIMIT", 0, 100)
         created = []
-        for i in range(0, len(due), 2):
-            sid, expected = _text(due[i]), int(float(due[i + 1]))
+        for member, score in due:
+            sid, expected = _text(member), int(score)
             f = _hash(await self._exec("HGETALL", self._key("sch", sid)))
             if not f:
                 continue
