@@ -10,14 +10,22 @@ import time
 
 import trio
 
+# One anchor per Trio run, shared by every scheduler in it: two schedulers started at different
+# (virtual) times in one run must agree on "now", or a task handed from one to the other runs late.
+_RUN_OFFSET_MS: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("skedulr_clock_offset_ms")
+
 
 class Clock:
     def __init__(self) -> None:
         self._offset_ms: float | None = None
 
     def anchor(self) -> None:
-        """Call at the start of each Trio run: wall time = Trio time + offset from here on."""
-        self._offset_ms = time.time() * 1000 - trio.current_time() * 1000
+        """Call at the start of a scheduler run: wall time = Trio time + this run's offset."""
+        try:
+            self._offset_ms = _RUN_OFFSET_MS.get()
+        except LookupError:
+            self._offset_ms = time.time() * 1000 - trio.current_time() * 1000
+            _RUN_OFFSET_MS.set(self._offset_ms)
 
     def now_ms(self) -> int:
         if self._offset_ms is None:

@@ -40,7 +40,6 @@ from .errors import (
     JobTimeoutError,
     PermanentError,
     ResultNotSerializableError,
-    SchedulerNotRunningError,
     UnknownJobError,
     UnknownPoolError,
 )
@@ -165,6 +164,7 @@ class Scheduler:
         self._failures: list[tuple[Any, int, str, str, int | None]] = []
         self._hand_backs: list[Held] = []
         self._progress: dict[Held, float] = {}
+        self._progress_lock = threading.Lock()
         self._flush_lot = trio.lowlevel.ParkingLot()
         self._schedule_lot = trio.lowlevel.ParkingLot()
         self._succeeded = 0
@@ -235,7 +235,13 @@ class Scheduler:
     ) -> bool | None:
         self.stop()
         stack, self._exit_stack = self._exit_stack, None
-        suppress: bool = await stack.__aexit__(exc_type, exc, tb)
+        try:
+            suppress: bool = await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # Our nursery wrapped the body's own exception: hand it back to the caller as it was raised.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                raise exc from None
+            raise
         return suppress
 
     def stop(self) -> None:
@@ -311,12 +317,6 @@ class Scheduler:
         attempt = self._running.get(task_id)
         if attempt is not None:
             attempt.stop("cancel")
-
-    def _require_running(self) -> None:
-        if not self.is_running:
-            raise SchedulerNotRunningError(
-                "the scheduler is not running: use `async with scheduler:` or `await nursery.start(scheduler.run)`"
-            )
 
     # ----- pools ----------------------------------------------------------------------------------
 
@@ -418,6 +418,8 @@ class Scheduler:
     async def _add_schedule(
         self, schedule_id: str | None, kind: str, every: str, tz: str, task: Task, skip_if_running: bool
     ) -> str:
+        if task.delay is not None or task.run_at is not None:
+            raise InvalidOptionError("a schedule's task cannot have delay or run_at: the schedule sets its time")
         now = self._clock.now_ms()
         schedule_id = schedule_id or f"{task.name}.{os.urandom(6).hex()}"
         await self._storage.add_schedule(schedule_id, kind, every, tz, self._spec(task, now), skip_if_running, now)
@@ -449,6 +451,8 @@ class Scheduler:
         attempt = self._running.get(task_id)
         if lease is not None and attempt is not None and (attempt.handle, attempt.token) == tuple(lease):
             attempt.stop("cancel")
+        if cancelled:
+            self._wake_all()  # DAG children of the cancelled task may have become ready
         return cancelled
 
     async def resubmit(self, task_id: str) -> None:
@@ -544,14 +548,19 @@ class Scheduler:
         except Exception as e:
             error = e
         except BaseException:  # Cancelled (maybe grouped by the job's own nursery), KeyboardInterrupt, ...
-            self._settle_stopped(attempt, external=not scope.cancel_called)
+            outcome = self._settle_stopped(attempt, external=not scope.cancel_called)
+            if middleware:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await self._after(ctx, outcome)
             raise
         finally:
             del self._running[task_id]
             if timeout:
                 scope.deadline = math.inf
         if scope.cancel_called:  # the job swallowed the cancellation and returned or raised
-            self._settle_stopped(attempt, external=False)
+            outcome = self._settle_stopped(attempt, external=False)
+            if middleware:
+                await self._after(ctx, outcome)
             return
         if error is None:
             self._successes.append((handle, token, encoded))
@@ -568,16 +577,18 @@ class Scheduler:
             status = "succeeded" if error is None else "failed"
             await self._after(ctx, AttemptOutcome(status, result, error, time.perf_counter() - started))
 
-    def _settle_stopped(self, attempt: _Attempt, *, external: bool) -> None:
+    def _settle_stopped(self, attempt: _Attempt, *, external: bool) -> AttemptOutcome:
         """Decides what a stopped attempt means for its task. Synchronous: it runs inside cancelled code."""
         handle, token, task_id, _, _, attempt_no, _, _ = attempt.row
-        if external or attempt.reason == "shutdown":
-            self._hand_back_rows([attempt.row])  # not the task's fault: no attempt counted
-        elif attempt.reason is None:  # the scope's deadline: a timeout
+        if attempt.reason is None and not external:  # the scope's deadline: a timeout
             error = JobTimeoutError(f"the attempt ran past its timeout of {attempt.timeout:g}s")
             self._record_failure(handle, token, task_id, attempt_no, error, self._jobs.get(attempt.ctx.name))
             self._flush_lot.unpark_all()
+            return AttemptOutcome("failed", error=error)
+        if external or attempt.reason == "shutdown":
+            self._hand_back_rows([attempt.row])  # not the task's fault: no attempt counted
         # "cancel" and "lease": the storage has already moved the task on; nothing to report.
+        return AttemptOutcome("cancelled")
 
     async def _after(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
         for m in reversed(self._middleware):
@@ -590,16 +601,26 @@ class Scheduler:
         self, handle: Any, token: int, task_id: str, attempt_no: int, error: BaseException, job: Job | None
     ) -> None:
         self._failed += 1
-        permanent = isinstance(error, self.permanent_errors)
         policy = (job.retry if job and job.retry else None) or self.retry
-        delay = None if permanent else policy.delay_ms(attempt_no, task_id)
-        text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
-        tb = "".join(traceback.format_exception(error))[-_MAX_TRACEBACK_CHARS:]
+        delay = None if self._is_permanent(error) else policy.delay_ms(attempt_no, task_id)
+        text = _describe(error)[:_MAX_ERROR_CHARS]
+        try:
+            tb = "".join(traceback.format_exception(error))[-_MAX_TRACEBACK_CHARS:]
+        except Exception:  # an exception that cannot even be formatted
+            tb = text
         log.warning("task %s attempt %d failed: %s", task_id, attempt_no, text)
         self._failures.append((handle, token, text, tb, delay))
 
+    def _is_permanent(self, error: Exception) -> bool:
+        """A permanent error, or a group (from the job's own nursery) made only of permanent errors."""
+        if isinstance(error, BaseExceptionGroup):
+            _, rest = error.split(self.permanent_errors)
+            return rest is None
+        return isinstance(error, self.permanent_errors)
+
     def _record_progress(self, handle: Any, token: int, fraction: float) -> None:
-        self._progress[(handle, token)] = fraction
+        with self._progress_lock:  # jobs in threads report too; `_flush` swaps the dict under the lock
+            self._progress[(handle, token)] = fraction
         if threading.get_ident() == self._trio_thread:
             self._flush_lot.unpark_all()
 
@@ -622,7 +643,8 @@ class Scheduler:
         successes, self._successes = self._successes, []
         failures, self._failures = self._failures, []
         hand_backs, self._hand_backs = self._hand_backs, []
-        progress, self._progress = self._progress, {}
+        with self._progress_lock:
+            progress, self._progress = self._progress, {}
         if progress:
             await self._storage.set_progress_many([(h, t, p) for (h, t), p in progress.items()])
         if successes:
@@ -680,6 +702,13 @@ class Scheduler:
         while True:
             await trio.sleep(60.0)
             await self._storage.sweep(self._clock.now_ms())
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # its __str__ raised
+        return f"{type(error).__name__}: <unprintable>"
 
 
 def _positive(name: str, value: float | None) -> float | None:

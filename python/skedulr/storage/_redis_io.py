@@ -359,6 +359,7 @@ class RedisConnection:
     def _run(self) -> None:
         assert self._token is not None
         token = self._token
+        batch: list[_Call] = []
         try:
             while True:
                 with self._cond:
@@ -388,11 +389,13 @@ class RedisConnection:
                 except trio.RunFinishedError:  # the Trio run ended without closing us: nobody to answer
                     with self._cond:
                         self._closing = True
+                batch = []
         finally:
             with self._cond:
                 self._closing = True
-                leftover, self._inbox = self._inbox, []
-            for call in leftover:  # only after an unexpected error in this loop
+                leftover = [call for call in batch if call.outcome is None] + self._inbox
+                self._inbox = []
+            for call in leftover:  # only after an unexpected error (BaseException) in this loop
                 call.outcome = outcome.Error(StorageError(f"the Redis I/O thread of {self.name} stopped"))
             self._client.close()
             with suppress(trio.RunFinishedError):
@@ -593,7 +596,7 @@ class Subscription:
 
     async def wait(self, timeout: float | None = None) -> Message | None:
         """The next message; None after `timeout` seconds (None: no limit) without one, or at once after a
-        reconnection (messages may have been lost). Always a checkpoint."""
+        reconnection (messages may have been lost). Always a checkpoint. Meant for one consumer task."""
         if not self._pending and not self._look:
             with trio.move_on_after(math.inf if timeout is None else timeout):
                 await self._lot.park()
@@ -605,7 +608,8 @@ class Subscription:
         return None
 
     async def aclose(self) -> None:
-        """Stops the thread (within about 0.1 s) and closes its connection. Idempotent; shielded."""
+        """Stops the thread and closes its connection. Idempotent; shielded. Takes up to 0.1 s (the thread's
+        poll), longer only while a reconnection attempt waits out its connect timeout."""
         self._stop.set()
         if self._thread is not None:
             with trio.CancelScope(shield=True):

@@ -22,6 +22,7 @@ from ..errors import (
     InvalidOptionError,
     InvalidStateError,
     ScheduleNotFoundError,
+    SchedulerNotRunningError,
     StorageError,
     TaskNotFoundError,
     UnknownParentError,
@@ -112,7 +113,9 @@ class RedisStorage:
         version = str(info.get("redis_version", "0"))
         parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
         if parts < MIN_REDIS_VERSION:
-            raise StorageError(f"Redis {version.strip()} is too old: skedulr needs {'.'.join(map(str, MIN_REDIS_VERSION))}+")
+            raise StorageError(
+                f"Redis {version.strip()} is too old: skedulr needs {'.'.join(map(str, MIN_REDIS_VERSION))}+"
+            )
         try:
             policy = _hash(await self._exec("CONFIG", "GET", "maxmemory-policy"))
             value = _text(policy.get("maxmemory-policy", b"noeviction"))
@@ -128,7 +131,10 @@ class RedisStorage:
 
     def _connection(self) -> RedisConnection:
         if self._conn is None:
-            raise StorageError("the Redis storage is not connected: run it inside a scheduler (or Client)")
+            raise SchedulerNotRunningError(
+                "the Redis storage is connected only while a scheduler runs: use `async with scheduler:` "
+                "(or skedulr.Client outside Trio)"
+            )
         return self._conn
 
     async def _exec(self, *args: Any) -> Any:
