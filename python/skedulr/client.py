@@ -32,7 +32,7 @@ class _SyncConnection:
 
     async def execute(self, *args: Any) -> Any:
         try:
-            return self._client.execute_command(*args)
+            return self._client.execute_command(*args)  # type: ignore[no-untyped-call]
         except rex.ResponseError as e:
             raise StorageError(f"Redis refused {args[0]}: {e}") from e
         except rex.RedisError as e:
@@ -41,7 +41,7 @@ class _SyncConnection:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command(*command)
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         try:
             return list(pipe.execute(raise_on_error=False))
         except rex.RedisError as e:
@@ -77,8 +77,14 @@ class Client:
     prefix=...))` workers run. Job names are not checked here (the client does not know the workers'
     jobs); a task without `max_retries` gets `default_max_retries`."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "skedulr",
-                 default_max_retries: int = ExponentialBackoff().max_retries, **storage_options: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "skedulr",
+        default_max_retries: int = ExponentialBackoff().max_retries,
+        **storage_options: Any,
+    ) -> None:
         self._storage = RedisStorage(url, prefix=prefix, **storage_options)
         self._client = redis.Redis.from_url(url, decode_responses=False, client_name=f"skedulr-client:{prefix}")
         self._storage._conn = _SyncConnection(self._client)  # type: ignore[assignment]

@@ -273,6 +273,8 @@ class Scheduler:
             self._watchdog = None
 
     async def _serve(self, task_status: trio.TaskStatus[Scheduler]) -> None:
+        stop_requested = self._stop_requested
+        assert stop_requested is not None, "run() sets it"
         async with trio.open_nursery() as services:
             async with trio.open_nursery() as workers:
                 self._nursery = workers
@@ -287,7 +289,7 @@ class Scheduler:
                 self._watchdog = Watchdog(self, self.block_limit)
                 await services.start(self._watchdog.run)
                 task_status.started(self)
-                await self._stop_requested.wait()
+                await stop_requested.wait()
                 await self._shutdown()
                 workers.cancel_scope.cancel()
             services.cancel_scope.cancel()
@@ -611,7 +613,7 @@ class Scheduler:
         log.warning("task %s attempt %d failed: %s", task_id, attempt_no, text)
         self._failures.append((handle, token, text, tb, delay))
 
-    def _is_permanent(self, error: Exception) -> bool:
+    def _is_permanent(self, error: BaseException) -> bool:
         """A permanent error, or a group (from the job's own nursery) made only of permanent errors."""
         if isinstance(error, BaseExceptionGroup):
             _, rest = error.split(self.permanent_errors)

@@ -8,8 +8,8 @@ leases nor start delayed work early (`use_client_clock=True` lets tests drive ti
 from __future__ import annotations
 
 import logging
-import math
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +18,7 @@ import trio
 
 from .. import _core
 from ..errors import (
+    CycleError,
     DuplicateTaskError,
     InvalidOptionError,
     InvalidStateError,
@@ -186,7 +187,7 @@ class RedisStorage:
             raise DuplicateTaskError(f"a task with id {dup!r} appears twice in the batch")
         for s in specs:
             if any(p == s[0] for p, _ in s[9]):
-                raise _core_cycle(s[0])
+                raise CycleError(f"task {s[0]!r} names itself as a parent")
         order = _core.topological_order([[index[p] for p, _ in s[9] if p in index] for s in specs])
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(specs)]
         for i in order:
@@ -412,8 +413,9 @@ class RedisStorage:
         self._task_args(template)
         now = await self._server_now(now_ms)
         first = _next_fire(kind, every, tz, now, None)
+        skip = "1" if skip_if_running else "0"
         fields = ["kind", kind, "every", every, "tz", tz, "name", name, "pool", pool, "payload", payload,
-                  "prio", priority, "maxr", max_retries, "tmo", timeout_ms, "skip", "1" if skip_if_running else "0"]  # fmt: skip
+                  "prio", priority, "maxr", max_retries, "tmo", timeout_ms, "skip", skip]  # fmt: skip
         keys = [self._key("schedules"), self._key("sch", schedule_id)]
         await self._eval("schedule", keys, [self.tag, schedule_id, "add", first, *fields])
         return first
@@ -481,15 +483,14 @@ class RedisStorage:
 
 
 def _wall_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
 
 
 def _next_fire(kind: str, every: str, tz: str, now: int, previous: int | None) -> int:
+    """The fire time after `now`: the cron spec's next match, or the interval's next tick (missed ticks
+    collapse into one)."""
     if kind == "cron":
-        spec = every.split("|", 1)[0]
-        following = _core.CronSchedule(spec, tz).next_after(now)
+        following = _core.CronSchedule(every, tz).next_after(now)
         return following if following is not None else 2**62
     step = int(every)
     if previous is None:
@@ -527,12 +528,6 @@ def _matches(info: TaskInfo, wanted: set[str] | None, name: str | None, pool: st
     return any(needle in (s or "").lower() for s in (info.id, info.name, info.key, info.error))
 
 
-def _core_cycle(task_id: str) -> Exception:
-    from ..errors import CycleError
-
-    return CycleError(f"task {task_id!r} names itself as a parent")
-
-
 def _typed(error: StorageError) -> Exception:
     """Turns a script's error reply ("CODE detail") into the matching skedulr error."""
     text = str(error.__cause__ or error)
@@ -541,4 +536,4 @@ def _typed(error: StorageError) -> Exception:
     return factory(detail) if factory else error
 
 
-__all__ = ["RedisStorage", "math"]
+__all__ = ["RedisStorage"]
