@@ -6,34 +6,45 @@ storage-agnostic.
 
 from __future__ import annotations
 
-import gc
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
+from redis_fixtures import redis_server, redis_url  # noqa: F401
 from skedulr import MemoryStorage, Scheduler, Storage
+from skedulr.storage.redis import RedisStorage
+
+# Under autojump, Trio jumps the clock whenever every task is blocked, also while a Redis reply is on
+# its way from the I/O thread: with Redis, jump only after this much real idle time (a round trip is
+# well under a millisecond on loopback).
+REDIS_AUTOJUMP_THRESHOLD = 0.005
+THREAD_AUTOJUMP_THRESHOLD = 0.001
 
 
-@pytest.fixture(autouse=True)
-def _collect_garbage_on_the_main_thread() -> None:
-    """Collects the previous test's schedulers here, on the thread that made them.
-
-    Workaround: `_core.Engine` is an `unsendable` PyO3 class, so a MemoryStorage that a garbage collection
-    started by some other thread (a watchdog or job thread) frees raises an unraisable RuntimeError, which
-    `filterwarnings = error` pins on whatever test runs then. The bug itself is tested in test_scheduler.py.
-    What survives is frozen (never collected again), so each collection only scans the last test's objects.
-    """
-    gc.collect()
-    gc.freeze()
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    """A fresh storage for one test: every test that takes it runs against both storages (the contract)."""
+    if request.param == "memory":
+        return MemoryStorage()
+    server = request.getfixturevalue("redis_server")
+    return RedisStorage(server.url, prefix=f"test-{os.urandom(4).hex()}", use_client_clock=True, poll_interval=30.0)
 
 
 @pytest.fixture
-def storage() -> Storage:
-    """A fresh storage for one test."""
-    return MemoryStorage()
+def autojump_clock(request: pytest.FixtureRequest) -> trio.testing.MockClock:
+    """pytest-trio's autojump clock, jumping only after a little real idle time: a sync job's thread or a
+    Redis reply on its way leaves every Trio task blocked without the program being idle. Redis tests
+    wait longer (a round trip on a loaded machine)."""
+    params = getattr(request.node, "callspec", None)
+    on_redis = params is not None and params.params.get("storage") == "redis"
+    return trio.testing.MockClock(
+        autojump_threshold=REDIS_AUTOJUMP_THRESHOLD if on_redis else THREAD_AUTOJUMP_THRESHOLD
+    )
 
 
 @pytest.fixture

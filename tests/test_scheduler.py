@@ -112,12 +112,12 @@ async def test_repr_shows_live_state(sched, autojump_clock):
         started.set()
         await release.wait()
 
-    assert repr(s) == "<Scheduler storage=memory pools=default:0/2,critical:0/5 running=0 stopped>"
+    assert repr(s) == f"<Scheduler storage={s.storage.kind} pools=default:0/2,critical:0/5 running=0 stopped>"
     async with s:
-        assert repr(s) == "<Scheduler storage=memory pools=default:0/2,critical:0/5 running=0 running>"
+        assert repr(s) == f"<Scheduler storage={s.storage.kind} pools=default:0/2,critical:0/5 running=0 running>"
         tid = await s.submit(Task("block"))
         await started.wait()
-        assert repr(s) == "<Scheduler storage=memory pools=default:1/2,critical:0/5 running=1 running>"
+        assert repr(s) == f"<Scheduler storage={s.storage.kind} pools=default:1/2,critical:0/5 running=1 running>"
         s.pause()
         assert repr(s).endswith(" running paused>")
         s.resume()
@@ -480,12 +480,6 @@ async def test_polling_get_lets_jobs_run(sched, autojump_clock):
             pytest.fail("the job never ran while get() was polled")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _core.Engine is #[pyclass(unsendable)]: a MemoryStorage freed on another thread (e.g. by a "
-    "garbage collection a job or watchdog thread happens to start; Scheduler<->Pool is a reference cycle) "
-    "raises 'Engine is unsendable, but is being dropped on another thread' and leaks the engine",
-)
 def test_a_scheduler_can_be_collected_on_any_thread(monkeypatch):
     unraisable: list[str] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(f"{u.exc_type.__name__}: {u.exc_value}"))

@@ -84,12 +84,15 @@ class Pool:
                 await self._sleep_until_woken(None)
                 continue
             self._woken = False
-            rows = await s._claim(self, free)
-            if s._stopping:  # shut down while the claim was in flight: it goes back at once
-                s._hand_back_rows(rows)
+            # A claim cancelled in flight may still have run on the server, leasing tasks nobody would
+            # run: so it is never cancelled, and what it returns goes into the backlog at once, where
+            # every way of stopping (shutdown, cancellation) finds it and hands it back.
+            with trio.CancelScope(shield=True):
+                rows = await s._claim(self, free)
+            self.backlog.extend(rows)
+            if s._stopping:
                 return
             if rows:
-                self.backlog.extend(rows)
                 self._runner_lot.unpark(count=len(rows))
                 await trio.lowlevel.checkpoint()
                 continue

@@ -1,10 +1,11 @@
 """Catches async jobs that never yield. Such a job freezes the event loop, so every other job, the
 heartbeats and the scheduler itself stop with it; only another thread can notice.
 
-A Trio task ticks a timestamp. A watchdog thread checks it: when the loop has not ticked for
-`limit` seconds, it looks at the main thread's stack, and if the frame of `Scheduler._run_attempt` is
-on it (a job is what is running), it raises `JobBlockedError` inside that job with
-`PyThreadState_SetAsyncExc`. The job's attempt then fails like any job that raised, and retries apply.
+A watchdog thread asks the event loop, a few times a second, to run a tiny callback that stamps the
+time (`run_sync_soon`; nothing sleeps on Trio's clock, so a test's autojump clock is left alone). When
+no callback has run for `limit` seconds, the loop is stuck: the thread looks at the loop thread's
+stack, and if the frame of `Scheduler._run_attempt` is on it (a job is what is running), it raises
+`JobBlockedError` inside that job with `PyThreadState_SetAsyncExc`. The job's attempt then fails like any job that raised, and retries apply.
 If something else holds the loop, it only logs.
 """
 
@@ -40,19 +41,25 @@ class Watchdog:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._loop_thread = threading.get_ident()
         self._last_tick = time.monotonic()
-        thread = threading.Thread(target=self._watch, name="skedulr-watchdog", daemon=True)
+        token = trio.lowlevel.current_trio_token()
+        thread = threading.Thread(target=self._watch, args=(token,), name="skedulr-watchdog", daemon=True)
         thread.start()
         task_status.started()
         try:
-            while True:
-                self._last_tick = time.monotonic()
-                await trio.sleep(self._tick_every)
+            await trio.sleep_forever()
         finally:
             self._stop.set()
 
-    def _watch(self) -> None:
+    def _tick(self) -> None:
+        self._last_tick = time.monotonic()
+
+    def _watch(self, token: trio.lowlevel.TrioToken) -> None:
         reported = 0.0
         while not self._stop.wait(self._tick_every):
+            try:
+                token.run_sync_soon(self._tick)
+            except trio.RunFinishedError:
+                return
             stalled_since = self._last_tick
             if time.monotonic() - stalled_since < self._limit or stalled_since == reported:
                 continue

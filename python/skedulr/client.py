@@ -87,7 +87,7 @@ class Client:
     ) -> None:
         self._storage = RedisStorage(url, prefix=prefix, **storage_options)
         self._client = redis.Redis.from_url(url, decode_responses=False, client_name=f"skedulr-client:{prefix}")
-        self._storage._conn = _SyncConnection(self._client)  # type: ignore[assignment]
+        self._storage._sessions.append(_SyncConnection(self._client))  # type: ignore[arg-type]
         self.default_max_retries = default_max_retries
 
     def __repr__(self) -> str:

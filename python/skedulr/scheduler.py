@@ -556,7 +556,8 @@ class Scheduler:
                     await self._after(ctx, outcome)
             raise
         finally:
-            del self._running[task_id]
+            if self._running.get(task_id) is attempt:  # a lost lease may have let a newer attempt in
+                del self._running[task_id]
             if timeout:
                 scope.deadline = math.inf
         if scope.cancel_called:  # the job swallowed the cancellation and returned or raised
@@ -625,6 +626,8 @@ class Scheduler:
             self._progress[(handle, token)] = fraction
         if threading.get_ident() == self._trio_thread:
             self._flush_lot.unpark_all()
+        elif self._trio_token is not None:
+            self._trio_token.run_sync_soon(self._flush_lot.unpark_all)
 
     def _hand_back_rows(self, rows: list[ClaimRow]) -> None:
         if rows:
@@ -638,9 +641,15 @@ class Scheduler:
     # ----- background services ------------------------------------------------------------------
 
     async def _flush(self) -> None:
-        """Sends every outcome gathered since the last flush to the storage, in as few calls as possible."""
+        """Sends every outcome gathered since the last flush to the storage, in as few calls as possible.
+        Never cancelled half-way: the outcomes have left their lists, and each call is short and safe to
+        repeat, so an interrupted flush could only lose them."""
         if not (self._successes or self._failures or self._hand_backs or self._progress):
             return
+        with trio.CancelScope(shield=True):
+            await self._send_outcomes()
+
+    async def _send_outcomes(self) -> None:
         now = self._clock.now_ms()
         successes, self._successes = self._successes, []
         failures, self._failures = self._failures, []
@@ -660,8 +669,7 @@ class Scheduler:
     async def _flush_loop(self) -> None:
         while True:
             if not (self._successes or self._failures or self._hand_backs or self._progress):
-                with trio.move_on_after(0.5):  # progress reported from threads arrives without a wake-up
-                    await self._flush_lot.park()
+                await self._flush_lot.park()
             await self._flush()
             await trio.lowlevel.checkpoint()
 

@@ -14,11 +14,21 @@ from typing import Any, Protocol, runtime_checkable
 
 import trio
 
+from ..errors import InvalidOptionError
 from ..task import TaskInfo, TaskPage
 
 ClaimRow = tuple[Any, int, str, str, bytes, int, int, int]
 Held = tuple[Any, int]  # (handle, token)
 Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """A listing cursor is the decimal position after which the next page starts (opaque to callers)."""
+    if not cursor:
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidOptionError(f"invalid cursor {cursor[:40]!r}: pass back a next_cursor from list_tasks")
+    return int(cursor)
 
 
 @runtime_checkable

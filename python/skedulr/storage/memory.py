@@ -14,9 +14,8 @@ from typing import Any
 import trio
 
 from .. import _core
-from ..errors import InvalidOptionError
 from ..task import TaskInfo, TaskPage
-from .base import ClaimRow, Held, Spec
+from .base import ClaimRow, Held, Spec, parse_cursor
 
 
 class MemoryStorage:
@@ -151,7 +150,7 @@ class MemoryStorage:
         now_ms: int,
     ) -> TaskPage:
         await trio.lowlevel.checkpoint()
-        after = _cursor(cursor)
+        after = parse_cursor(cursor)
         rows, next_cursor = self._engine.list_tasks(statuses, name, pool, query, limit, after, now_ms)
         return TaskPage([TaskInfo.from_row(r) for r in rows], None if next_cursor is None else str(next_cursor))
 
@@ -188,11 +187,3 @@ class MemoryStorage:
         created = self._engine.fire_schedules(now_ms)
         self._notify()
         return created
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise InvalidOptionError(f"invalid cursor {cursor[:40]!r}: pass back a next_cursor from list_tasks")
-    return int(cursor)

@@ -23,7 +23,6 @@ from ..errors import (
     InvalidOptionError,
     InvalidStateError,
     ScheduleNotFoundError,
-    SchedulerNotRunningError,
     StorageError,
     TaskNotFoundError,
     UnknownParentError,
@@ -31,7 +30,7 @@ from ..errors import (
 from ..task import TaskInfo, TaskPage
 from . import _scripts
 from ._redis_io import RedisConnection, open_connection, open_subscription, redact_url
-from .base import ClaimRow, Held, Spec
+from .base import ClaimRow, Held, Spec, parse_cursor
 
 log = logging.getLogger("skedulr")
 
@@ -59,11 +58,11 @@ class RedisStorage:
     """Redis-backed storage. `prefix` namespaces the keys (all share the `{prefix}` hash tag).
 
     `retention`: seconds an ended task (other than a dead one) stays readable; `key_ttl`: seconds an
-    idempotency key is remembered after its task ends.
+    idempotency key is remembered after its task ends; `poll_interval`: seconds after which an idle
+    worker looks for work even without a wake-up hint (hints can be lost while Redis reconnects).
     """
 
     kind = "redis"
-    poll_interval = 1.0  # fetchers look again this often even without a wake-up hint
 
     def __init__(
         self,
@@ -75,8 +74,10 @@ class RedisStorage:
         max_payload_bytes: int = 1 << 20,
         max_lease_losses: int = 3,
         use_client_clock: bool = False,
+        poll_interval: float = 1.0,
     ) -> None:
         _core.validate_name("prefix", prefix)
+        self.poll_interval = poll_interval  # fetchers look again this often even without a wake-up hint
         self.url = url
         self.prefix = prefix
         self.tag = "{" + prefix + "}"
@@ -85,10 +86,10 @@ class RedisStorage:
         self.max_payload_bytes = max_payload_bytes
         self.max_lease_losses = max_lease_losses
         self.use_client_clock = use_client_clock
-        self._conn: RedisConnection | None = None
+        self._sessions: list[RedisConnection] = []
 
     def __repr__(self) -> str:
-        state = "connected" if self._conn is not None else "closed"
+        state = f"sessions={len(self._sessions)}"
         return f"<RedisStorage {redact_url(self.url)} prefix={self.prefix} {state}>"
 
     # ----- keys: the one place their names are built (lua/_lib.lua documents the layout) ---------
@@ -100,14 +101,15 @@ class RedisStorage:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
-        """Connects for the length of a scheduler run (or a client's use), checking the server first."""
+        """Connects for the length of a scheduler run, checking the server first. Several schedulers may
+        share one storage object: each session has its own connection."""
         async with open_connection(self.url, name=f"skedulr:{self.prefix}") as conn:
-            self._conn = conn
+            self._sessions.append(conn)
             try:
                 await self._check_server()
                 yield
             finally:
-                self._conn = None
+                self._sessions.remove(conn)
 
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
@@ -130,20 +132,31 @@ class RedisStorage:
                 value,
             )
 
-    def _connection(self) -> RedisConnection:
-        if self._conn is None:
-            raise SchedulerNotRunningError(
-                "the Redis storage is connected only while a scheduler runs: use `async with scheduler:` "
-                "(or skedulr.Client outside Trio)"
-            )
-        return self._conn
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[RedisConnection]:
+        """A running session's connection, or (reading a stopped scheduler's tasks, say) a short-lived one."""
+        if self._sessions:
+            yield self._sessions[-1]
+        else:
+            async with open_connection(self.url, name=f"skedulr:{self.prefix}") as conn:
+                yield conn
 
     async def _exec(self, *args: Any) -> Any:
-        return await self._connection().execute(*args)
+        if self._sessions:  # the hot path: no context manager
+            return await self._sessions[-1].execute(*args)
+        async with self._connection() as conn:
+            return await conn.execute(*args)
+
+    async def _exec_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        async with self._connection() as conn:
+            return await conn.execute_many(commands)
 
     async def _eval(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self._connection().eval_script(_scripts.load(name), keys, args)
+            if self._sessions:
+                return await self._sessions[-1].eval_script(_scripts.load(name), keys, args)
+            async with self._connection() as conn:
+                return await conn.eval_script(_scripts.load(name), keys, args)
         except StorageError as e:
             raise _typed(e) from e
 
@@ -356,7 +369,8 @@ class RedisStorage:
         source = self._key("dead") if wanted == {"dead"} else self._key("all")
         needle = query.lower() if query else None
         now = await self._server_now(now_ms)
-        upper = f"({cursor}" if cursor else "+inf"
+        after = parse_cursor(cursor)
+        upper = "+inf" if after is None else f"({after}"
         tasks: list[TaskInfo] = []
         last_seq: int | None = None
         while True:
@@ -364,7 +378,7 @@ class RedisStorage:
             if not batch:
                 return TaskPage(tasks, None)
             ids = [_text(member) for member, _score in batch]
-            hashes = await self._connection().execute_many([("HGETALL", self._key("t", i)) for i in ids])
+            hashes = await self._exec_many([("HGETALL", self._key("t", i)) for i in ids])
             for raw in hashes:
                 if not raw or isinstance(raw, Exception):
                     continue  # purged meanwhile
@@ -427,7 +441,7 @@ class RedisStorage:
     async def schedules(self) -> list[tuple[Any, ...]]:
         ids = [_text(x) for x in await self._exec("ZRANGE", self._key("schedules"), 0, -1)]
         rows = []
-        for raw in await self._connection().execute_many([("HGETALL", self._key("sch", i)) for i in ids]):
+        for raw in await self._exec_many([("HGETALL", self._key("sch", i)) for i in ids]):
             f = _hash(raw)
             if not f:
                 continue

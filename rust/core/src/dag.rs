@@ -16,8 +16,10 @@
 //! a parent is live; a handle that carries a generation avoids the question.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+
+use crate::hash::FxHashMap;
 
 /// The condition an edge waits for on its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,10 +73,11 @@ pub struct Resolution<K> {
 
 /// The waiting children and their live parents.
 pub struct Dag<K> {
-    /// Live parent -> its waiting children, one entry per edge.
-    children_of: HashMap<K, Vec<(K, Trigger)>>,
+    /// Live parent -> its waiting children, one entry per edge. Handles are integers the caller
+    /// hands out (task seqs, node ids), so these maps use the Fx hasher (see `crate::hash`).
+    children_of: FxHashMap<K, Vec<(K, Trigger)>>,
     /// Waiting child -> number of its edges not yet met.
-    pending_edges_of: HashMap<K, usize>,
+    pending_edges_of: FxHashMap<K, u32>,
 }
 
 impl<K: Copy + Eq + Hash> Default for Dag<K> {
@@ -86,8 +89,8 @@ impl<K: Copy + Eq + Hash> Default for Dag<K> {
 impl<K: Copy + Eq + Hash> Dag<K> {
     pub fn new() -> Self {
         Dag {
-            children_of: HashMap::new(),
-            pending_edges_of: HashMap::new(),
+            children_of: FxHashMap::default(),
+            pending_edges_of: FxHashMap::default(),
         }
     }
 
@@ -116,7 +119,8 @@ impl<K: Copy + Eq + Hash> Dag<K> {
         if live_edges.is_empty() {
             return Admission::Ready;
         }
-        self.pending_edges_of.insert(child, live_edges.len());
+        let pending = u32::try_from(live_edges.len()).expect("fewer than 2^32 edges per child");
+        self.pending_edges_of.insert(child, pending);
         for (parent, trigger) in live_edges {
             self.children_of
                 .entry(parent)
@@ -174,7 +178,9 @@ impl<K: Copy + Eq + Hash> Dag<K> {
 
     /// Edges of `child` not yet met; 0 if it is not waiting.
     pub fn pending_edges(&self, child: K) -> usize {
-        self.pending_edges_of.get(&child).copied().unwrap_or(0)
+        self.pending_edges_of
+            .get(&child)
+            .map_or(0, |&pending| pending as usize)
     }
 
     /// Number of waiting children.
@@ -242,7 +248,7 @@ pub fn topological_order(parents: &[Vec<usize>]) -> Result<Vec<usize>, usize> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use Outcome::{Cancelled, Dead, Skipped, Succeeded};
     use Trigger::{OnComplete, OnFailure, OnSuccess};

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use crate::dag::{Admission, Dag, Outcome, Trigger};
 use crate::error::{CoreError, CoreResult};
+use crate::hash::FxHashSet;
 use crate::leases::LeaseTable;
-use crate::ready_queue::ReadyQueue;
+use crate::ready_queue::{Entry, LazyQueue, Liveness};
 use crate::schedules::{ScheduleSpec, ScheduleTable, ScheduleView};
 use crate::task::{Claim, Finish, Status, TaskFilter, TaskSpec, TaskView};
 use crate::validate;
@@ -159,7 +160,10 @@ pub struct Engine {
     next_seq: u64,
     names: Interner,
     pools: Interner,
-    queues: Vec<ReadyQueue<u32>>,
+    /// One per pool. The queues keep no index of their own: an entry is live while its slot holds
+    /// the task with the entry's seq in a queued state (see [`QueuedTasks`]), so a cancel leaves the
+    /// entry in place to be dropped when it surfaces.
+    queues: Vec<LazyQueue<u32>>,
     counts: Vec<[u64; 9]>,
     leases: LeaseTable<u32>,
     /// Keyed by task `seq`, never by slot: a slot is reused after a purge, a seq never is, and a
@@ -169,7 +173,7 @@ pub struct Engine {
     key_expiry: BTreeSet<(i64, Box<str>)>,
     /// Ended tasks other than dead ones, oldest first: what retention purges.
     ended: BTreeSet<(i64, u32)>,
-    watched: HashSet<u32>,
+    watched: FxHashSet<u32>,
     finished_watched: Vec<String>,
     schedules: ScheduleTable,
     next_generated_id: u64,
@@ -195,7 +199,7 @@ impl Engine {
             keys: HashMap::new(),
             key_expiry: BTreeSet::new(),
             ended: BTreeSet::new(),
-            watched: HashSet::new(),
+            watched: FxHashSet::default(),
             finished_watched: Vec::new(),
             schedules: ScheduleTable::default(),
             next_generated_id: 0,
@@ -474,7 +478,7 @@ impl Engine {
     fn pool_index(&mut self, pool: &str) -> u32 {
         let i = self.pools.intern(pool);
         while self.queues.len() <= i as usize {
-            self.queues.push(ReadyQueue::new());
+            self.queues.push(LazyQueue::new());
             self.counts.push([0; 9]);
         }
         i
@@ -512,7 +516,7 @@ impl Engine {
         let task = self.slot_task_mut(slot);
         task.ready_ms = ready_ms;
         let seq = task.seq;
-        self.queues[pool as usize].push_with_seq(slot, priority, ready_ms, seq, now);
+        self.queues[pool as usize].push(queue_entry(slot, priority, ready_ms, seq), now);
         let status = if ready_ms > now {
             Status::Scheduled
         } else {
@@ -561,9 +565,12 @@ impl Engine {
             if self.queues[pool].next_ready_at().is_none_or(|at| at > now) {
                 continue;
             }
-            let mut promoted = Vec::new();
-            self.queues[pool].promote_due(now, |slot| promoted.push(slot));
-            for slot in promoted {
+            let mut live = QueuedTasks {
+                slots: &self.slots,
+                promoted: Vec::new(),
+            };
+            self.queues[pool].promote_due(now, &mut live);
+            for slot in live.promoted {
                 self.set_status(slot, Status::Queued);
             }
         }
@@ -584,7 +591,13 @@ impl Engine {
             return Vec::new();
         };
         self.promote(now);
-        let slots = self.queues[pool as usize].pop_many(max, now);
+        let mut slots = Vec::new();
+        let mut live = QueuedTasks {
+            slots: &self.slots,
+            promoted: Vec::new(),
+        };
+        self.queues[pool as usize].pop_many_into(max, now, &mut live, &mut slots);
+        debug_assert!(live.promoted.is_empty(), "promoted just before");
         let mut claims = Vec::with_capacity(slots.len());
         for slot in slots {
             self.set_status(slot, Status::Running);
@@ -641,7 +654,7 @@ impl Engine {
                         let (pool, priority, seq) = (task.pool, task.priority, task.seq);
                         let at = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
                         task.ready_ms = at;
-                        self.queues[pool as usize].push_with_seq(slot, priority, at, seq, now);
+                        self.queues[pool as usize].push(queue_entry(slot, priority, at, seq), now);
                         let status = if at > now {
                             Status::Retrying
                         } else {
@@ -663,7 +676,8 @@ impl Engine {
         task.attempts = task.attempts.saturating_sub(1);
         task.started_ms = 0;
         let (pool, priority, ready_ms, seq) = (task.pool, task.priority, task.ready_ms, task.seq);
-        self.queues[pool as usize].push_with_seq(slot, priority, ready_ms.min(now), seq, now);
+        let entry = queue_entry(slot, priority, ready_ms.min(now), seq);
+        self.queues[pool as usize].push(entry, now);
         self.set_status(slot, Status::Queued);
     }
 
@@ -730,9 +744,13 @@ impl Engine {
 
     /// Tasks of `pool` that could be claimed at `now`.
     pub fn claimable(&self, pool: &str, now: i64) -> usize {
+        let live = QueuedTasks {
+            slots: &self.slots,
+            promoted: Vec::new(),
+        };
         self.pools
             .get(pool)
-            .map_or(0, |p| self.queues[p as usize].eligible_len(now))
+            .map_or(0, |p| self.queues[p as usize].eligible_len(now, &live))
     }
 
     /// When the next lease runs out, if any (for the reaper's timer).
@@ -765,13 +783,25 @@ impl Engine {
             Status::Running => {
                 running = self.leases.revoke(slot).map(|l| (slot, l.token));
             }
-            _ => {
-                self.queues[pool as usize].remove(slot);
-            }
+            // Queued, Scheduled or Retrying: its queue entry goes stale once the status is
+            // Cancelled, and is told to the queue below.
+            _ => {}
         }
         let task = self.slot_task_mut(slot);
         task.extra_mut().error = Some("cancelled".into());
         self.end(slot, Status::Cancelled, now);
+        if matches!(
+            status,
+            Status::Queued | Status::Scheduled | Status::Retrying
+        ) {
+            // Scheduled and Retrying tasks sit in the delayed part until promoted (to Queued).
+            let was_delayed = status != Status::Queued;
+            let live = QueuedTasks {
+                slots: &self.slots,
+                promoted: Vec::new(),
+            };
+            self.queues[pool as usize].forget(was_delayed, &live);
+        }
         Ok(Cancelled::Now { running })
     }
 
@@ -1094,6 +1124,46 @@ fn duplicate(id: &str) -> CoreError {
     CoreError::DuplicateTask(format!(
         "a task with id {id:?} already exists: choose another id or leave it out"
     ))
+}
+
+fn queue_entry(slot: u32, priority: i32, ready_at: i64, seq: u64) -> Entry<u32> {
+    Entry {
+        ready_at,
+        seq,
+        key: slot,
+        priority,
+    }
+}
+
+/// Tells a pool's queue which entries are live, from the task table: the slot still holds the task
+/// the entry was pushed for (same seq: a slot is reused after a purge, a seq never is) and that task
+/// is still waiting in a queue. A task has at most one entry that passes: it is pushed only when it
+/// enters a queued state, the entry leaves the queue when the task is claimed, and the only other
+/// way out of the queued states is a cancel, which is terminal.
+struct QueuedTasks<'a> {
+    slots: &'a [Option<Task>],
+    /// Slots promoted from delayed to ready, whose status the engine then sets to Queued.
+    promoted: Vec<u32>,
+}
+
+impl Liveness<u32> for QueuedTasks<'_> {
+    #[inline]
+    fn is_live(&self, entry: &Entry<u32>) -> bool {
+        self.slots
+            .get(entry.key as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| {
+                t.seq == entry.seq
+                    && matches!(
+                        t.status,
+                        Status::Queued | Status::Scheduled | Status::Retrying
+                    )
+            })
+    }
+
+    fn promoted(&mut self, entry: &Entry<u32>) {
+        self.promoted.push(entry.key);
+    }
 }
 
 /// The DAG outcome of a terminal status.

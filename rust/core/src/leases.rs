@@ -4,8 +4,10 @@
 //! or re-granted to someone else) can never act on the task again: every transition it asks for carries
 //! its old token and is refused.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::Hash;
+
+use crate::hash::FxHashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -16,7 +18,8 @@ pub struct Lease {
 
 #[derive(Debug, Clone)]
 pub struct LeaseTable<K> {
-    leases: HashMap<K, Lease>,
+    /// Keyed by integer handles (task slots), so the Fx hasher (see `crate::hash`).
+    leases: FxHashMap<K, Lease>,
     by_deadline: BTreeSet<(i64, K)>,
     next_token: u64,
 }
@@ -30,7 +33,7 @@ impl<K: Copy + Eq + Hash + Ord> Default for LeaseTable<K> {
 impl<K: Copy + Eq + Hash + Ord> LeaseTable<K> {
     pub fn new() -> Self {
         LeaseTable {
-            leases: HashMap::new(),
+            leases: FxHashMap::default(),
             by_deadline: BTreeSet::new(),
             next_token: 1,
         }
@@ -144,6 +147,7 @@ impl<K: Copy + Eq + Hash + Ord> LeaseTable<K> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     #[test]
     fn grant_renew_release() {

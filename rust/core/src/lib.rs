@@ -8,6 +8,7 @@ pub mod cron;
 pub mod dag;
 pub mod engine;
 pub mod error;
+pub mod hash;
 pub mod leases;
 pub mod ready_queue;
 pub mod schedules;

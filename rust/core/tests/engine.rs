@@ -2756,3 +2756,56 @@ proptest! {
         }
     }
 }
+
+// ----- lazy removal from the queues -------------------------------------------------------------
+
+/// A cancel leaves the task's queue entry in place (the queue has no index of its own); the entry
+/// must never be claimed, counted or reported as due, even once its slot holds another task.
+#[test]
+fn cancelled_queue_entries_are_never_seen_again() {
+    let mut e = engine();
+    let now = 1_000;
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        // every third task scheduled for later, the rest queued now
+        let at = if i % 3 == 0 { now + 500 } else { now };
+        ids.push(submit(&mut e, spec("job").id(&format!("t{i}")).at(at), now));
+    }
+    assert_eq!(e.next_due(POOL), Some(now + 500));
+    for id in ids.iter().step_by(2) {
+        assert!(matches!(
+            e.cancel(id, now).unwrap(),
+            Cancelled::Now { running: None }
+        ));
+    }
+    // t0 (scheduled) was cancelled: the next due task is another scheduled one, at the same time.
+    assert_eq!(e.next_due(POOL), Some(now + 500));
+    let queued_left = (0..300).filter(|i| i % 2 == 1 && i % 3 != 0).count();
+    assert_eq!(e.claimable(POOL, now), queued_left);
+    let scheduled_left = (0..300).filter(|i| i % 2 == 1 && i % 3 == 0).count();
+    assert_eq!(e.claimable(POOL, now + 500), queued_left + scheduled_left);
+    // purge the cancelled ones: their slots are reused by new tasks, which the stale entries
+    // (same slots, other seqs) must not stand for
+    for id in ids.iter().step_by(2) {
+        e.purge(id).unwrap();
+    }
+    let fresh: Vec<String> = (0..150)
+        .map(|i| submit(&mut e, spec("job").id(&format!("n{i}")).at(now + 900), now))
+        .collect();
+    assert_eq!(e.claimable(POOL, now), queued_left);
+    let claimed = claim_ids(&mut e, POOL, 1000, now + 500);
+    let expected: Vec<String> = (0..300)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("t{i}"))
+        .collect();
+    let mut sorted = claimed.clone();
+    sorted.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+    assert_eq!(sorted, expected, "each live task once, no cancelled one");
+    // queued ones first (ready earlier), then the promoted scheduled ones
+    assert!(claimed[..queued_left]
+        .iter()
+        .all(|id| id[1..].parse::<u32>().unwrap() % 3 != 0));
+    assert_eq!(e.next_due(POOL), Some(now + 900));
+    assert_eq!(claim_ids(&mut e, POOL, 1000, now + 900), fresh);
+    assert_counts_match(&mut e, now + 900);
+}

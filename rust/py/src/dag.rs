@@ -1,10 +1,9 @@
 //! `skedulr._core.Dag`: the core dependency graph over integer node ids, remembering outcomes itself
 //! (the engine keeps outcomes in its task table instead).
 
-use std::collections::HashMap;
-
 use pyo3::prelude::*;
 use skedulr_core::dag::{Admission, Dag as CoreDag, Outcome};
+use skedulr_core::hash::FxHashMap;
 
 use crate::engine::trigger_from;
 use crate::errors::InvalidOptionError;
@@ -21,10 +20,10 @@ fn outcome_from(name: &str) -> PyResult<Outcome> {
     }
 }
 
-#[pyclass(module = "skedulr._core", unsendable)]
+#[pyclass(module = "skedulr._core")]
 pub struct Dag {
     inner: CoreDag<i64>,
-    outcomes: HashMap<i64, Outcome>,
+    outcomes: FxHashMap<i64, Outcome>,
 }
 
 #[pymethods]
@@ -33,7 +32,7 @@ impl Dag {
     fn new() -> Self {
         Dag {
             inner: CoreDag::new(),
-            outcomes: HashMap::new(),
+            outcomes: FxHashMap::default(),
         }
     }
 

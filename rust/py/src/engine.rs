@@ -152,7 +152,7 @@ fn schedule_row<'py>(py: Python<'py>, v: ScheduleView) -> PyResult<Bound<'py, Py
 }
 
 /// The in-memory task table. Not thread-safe by itself: the Python owner calls it from one thread.
-#[pyclass(module = "skedulr._core", unsendable)]
+#[pyclass(module = "skedulr._core")]
 pub struct Engine {
     inner: CoreEngine,
 }

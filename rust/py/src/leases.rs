@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use skedulr_core::leases::LeaseTable as CoreLeases;
 
-#[pyclass(module = "skedulr._core", unsendable)]
+#[pyclass(module = "skedulr._core")]
 pub struct LeaseTable {
     inner: CoreLeases<i64>,
 }

@@ -1,0 +1,1 @@
+"""Python-level tests of the Rust core classes in `skedulr._core`."""

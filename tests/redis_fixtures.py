@@ -1,0 +1,146 @@
+"""A real `redis-server` for tests: started from PATH on a free loopback port in a temporary directory.
+
+Import the fixtures into a test module (tests/ is on sys.path under pytest's default import mode):
+
+    from redis_fixtures import redis_server, redis_url  # noqa: F401
+
+`redis_server` (session-scoped) is the running `RedisServer`; `redis_url` (per test) is its URL after a
+FLUSHALL, so every test starts from an empty server (scripts stay loaded). Tests that need to stop and
+restart a server make their own `RedisServer(directory)` (see its docstring). No fakeredis, no server
+started by hand: a missing `redis-server` binary fails the tests that need it (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+import redis
+
+__all__ = ["RedisServer", "free_port", "redis_server", "redis_url"]
+
+STARTUP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One `redis-server` process: `start()` (on `port`, or a free one), `stop()` (SIGKILL, as a crash
+    would), `start()` again on the same port. Use as a context manager to be sure it is stopped."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:  # a failure, not a skip: a skipped Redis test must never pass as green
+            raise RuntimeError("redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)")
+        self.binary = binary
+        self.directory = directory
+        self.port = port if port is not None else free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            raise RuntimeError(f"redis-server on port {self.port} is running already")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._close_log()
+        self._log = (self.directory / "redis.log").open("ab")
+        # fmt: off
+        command = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(self.directory),
+        ]
+        # fmt: on
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_for_ping()
+
+    def _wait_for_ping(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            while True:
+                assert self._process is not None
+                if self._process.poll() is not None:
+                    log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"redis-server exited with {self._process.returncode}:\n{log}")
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server on port {self.port} did not answer PING in {STARTUP_TIMEOUT}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Kills the server (no shutdown courtesy: like a crash) and waits for it to be gone."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server for the whole session, on a free loopback port, killed at the end."""
+    directory = tmp_path_factory.mktemp("redis")
+    for attempt in range(3):  # the free port may be taken between looking and binding
+        server = RedisServer(directory)
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server.stop()
+            if attempt == 2:
+                raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, emptied (FLUSHALL) for this test."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
