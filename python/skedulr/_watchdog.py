@@ -5,7 +5,8 @@ A watchdog thread asks the event loop, a few times a second, to run a tiny callb
 time (`run_sync_soon`; nothing sleeps on Trio's clock, so a test's autojump clock is left alone). When
 no callback has run for `limit` seconds, the loop is stuck: the thread looks at the loop thread's
 stack, and if the frame of `Scheduler._run_attempt` is on it (a job is what is running), it raises
-`JobBlockedError` inside that job with `PyThreadState_SetAsyncExc`. The job's attempt then fails like any job that raised, and retries apply.
+`JobBlockedError` inside that job with `PyThreadState_SetAsyncExc`. The job's attempt then fails like
+any job that raised, and retries apply.
 If something else holds the loop, it only logs.
 """
 
