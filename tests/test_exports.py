@@ -13,26 +13,8 @@ import skedulr
 from skedulr import errors
 
 PUBLIC = sorted(skedulr.__all__)
-# Exported names without their own docstring (BUG: documentation): dataclasses without one get a generated
-# signature line instead, and the two base classes users subclass or implement say nothing.
-UNDOCUMENTED = {"Middleware", "PoolStats", "ScheduleInfo", "SchedulerStats", "Storage"}
 # Classes whose methods users call. (MemoryStorage's methods are the Storage protocol, called by the scheduler.)
 USER_FACING_CLASSES = ["Scheduler", "Task", "TaskInfo", "TaskStatus", "JobContext", "Middleware"]
-# Public methods of those classes without a docstring (BUG: documentation).
-UNDOCUMENTED_METHODS = {
-    ("Scheduler", name)
-    for name in (
-        "get",
-        "is_running",
-        "list_schedules",
-        "purge_dead",
-        "register_job",
-        "resume",
-        "stats",
-        "storage",
-        "unschedule",
-    )
-} | {("TaskStatus", "is_terminal")}
 
 
 def _own_docstring(obj: Any) -> str | None:
@@ -65,19 +47,7 @@ def test_star_import_gives_exactly_all() -> None:
     assert set(namespace) - {"__builtins__"} == set(skedulr.__all__)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(strict=True, reason=f"BUG: skedulr.{n} has no docstring of its own")
-            if n in UNDOCUMENTED
-            else (),
-        )
-        for n in PUBLIC
-        if n != "__version__"
-    ],
-)
+@pytest.mark.parametrize("name", [n for n in PUBLIC if n != "__version__"])
 def test_public_object_has_a_docstring(name: str) -> None:
     assert _own_docstring(getattr(skedulr, name)) is not None
 
@@ -85,13 +55,7 @@ def test_public_object_has_a_docstring(name: str) -> None:
 @pytest.mark.parametrize(
     ("cls_name", "method"),
     [
-        pytest.param(
-            c,
-            m,
-            marks=pytest.mark.xfail(strict=True, reason=f"BUG: {c}.{m} has no docstring")
-            if (c, m) in UNDOCUMENTED_METHODS
-            else (),
-        )
+        (c, m)
         for c in USER_FACING_CLASSES
         for m, v in sorted(vars(getattr(skedulr, c)).items())
         if not m.startswith("_") and (inspect.isfunction(v) or isinstance(v, property | staticmethod | classmethod))

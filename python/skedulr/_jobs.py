@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _core
+from . import _core, _validate
 from .errors import InvalidOptionError, UnknownJobError
 from .retry import RetryPolicy
 
@@ -40,8 +40,9 @@ class JobRegistry:
         _core.validate_name("job name", name)
         if not callable(fn):
             raise InvalidOptionError(f"job {name!r} must be a function, not {type(fn).__name__}")
-        if timeout is not None and not timeout > 0:
-            raise InvalidOptionError(f"job {name!r}: timeout must be positive seconds, not {timeout!r}")
+        timeout = _validate.optional_seconds(f"job {name!r}: timeout", timeout, allow_zero=False)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidOptionError(f"job {name!r}: retry must be a skedulr retry policy, not {retry!r}")
         job = Job(name, fn, _is_async(fn), retry, timeout)
         self._jobs[name] = job
         return job

@@ -39,6 +39,10 @@ class Pool:
         return f"<Pool {self.name} running={self.running}/{self.size} backlog={len(self.backlog)}{paused}>"
 
     @property
+    def is_paused(self) -> bool:
+        return self.paused or self._scheduler._paused
+
+    @property
     def free_slots(self) -> int:
         return self.size - self.running - len(self.backlog)
 
@@ -80,7 +84,7 @@ class Pool:
         s = self._scheduler
         while not s._stopping:
             free = self.free_slots
-            if free <= 0 or self.paused or s._paused:
+            if free <= 0 or self.is_paused:
                 await self._sleep_until_woken(None)
                 continue
             self._woken = False
@@ -89,6 +93,9 @@ class Pool:
             # every way of stopping (shutdown, cancellation) finds it and hands it back.
             with trio.CancelScope(shield=True):
                 rows = await s._claim(self, free)
+            if self.is_paused:  # paused while the claim was in flight: nothing starts now
+                s._hand_back_rows(rows)
+                continue
             self.backlog.extend(rows)
             if s._stopping:
                 return
@@ -120,7 +127,7 @@ class Pool:
                     while not scope.cancel_called:
                         if self._runners > self.size:
                             return
-                        if self.backlog and self.running < self.size and not s._stopping:
+                        if self.backlog and self.running < self.size and not (s._stopping or self.is_paused):
                             row = self.backlog.popleft()
                             self.running += 1
                             try:

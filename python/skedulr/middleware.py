@@ -23,6 +23,8 @@ class AttemptOutcome:
 
 
 class Middleware:
+    """Base class of middleware; override `before_attempt` and/or `after_attempt`."""
+
     async def before_attempt(self, ctx: JobContext) -> None:
         """Runs before the job. Raising here fails the attempt with that error."""
 

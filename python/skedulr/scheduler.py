@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from . import _core
+from . import _core, _validate
 from ._clock import Clock
 from ._jobs import Job, JobFunction, JobRegistry
 from ._pool import Pool
@@ -60,6 +60,8 @@ _MAX_POOL_SIZE = 10_000
 
 @dataclass(frozen=True, slots=True)
 class PoolStats:
+    """One pool: its size, attempts running here, whether it is paused, and its tasks by status."""
+
     name: str
     size: int
     running: int
@@ -69,6 +71,8 @@ class PoolStats:
 
 @dataclass(frozen=True, slots=True)
 class SchedulerStats:
+    """Everything `Scheduler.stats()` reports: per pool, totals by status, and this scheduler's counters."""
+
     pools: dict[str, PoolStats]
     counts: dict[str, int]  # status -> tasks in the storage, all pools
     running: int  # attempts running in this scheduler
@@ -79,6 +83,8 @@ class SchedulerStats:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleInfo:
+    """A stored recurring schedule and what it has done (`Scheduler.list_schedules()`)."""
+
     id: str
     kind: str  # "cron" or "every"
     every: str  # "spec|tz" for cron, milliseconds for every
@@ -143,12 +149,17 @@ class Scheduler:
     ) -> None:
         self._storage: Storage = storage if storage is not None else MemoryStorage()
         self.retry = retry if retry is not None else ExponentialBackoff()
-        self.default_timeout = _positive("default_timeout", default_timeout)
-        self.lease_ttl = _positive("lease_ttl", lease_ttl) or 30.0
-        self.shutdown_grace = _non_negative("shutdown_grace", shutdown_grace)
-        self.block_limit = _positive("block_limit", block_limit) or 10.0
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidOptionError(f"retry must be a skedulr retry policy (e.g. ExponentialBackoff()), not {retry!r}")
+        self.default_timeout = _validate.optional_seconds("default_timeout", default_timeout, allow_zero=False)
+        self.lease_ttl = _validate.seconds("lease_ttl", lease_ttl, allow_zero=False)
+        self.shutdown_grace = _validate.seconds("shutdown_grace", shutdown_grace)
+        self.block_limit = _validate.seconds("block_limit", block_limit, allow_zero=False)
+        extra = tuple(permanent_errors) if isinstance(permanent_errors, (list, tuple, set, frozenset)) else None
+        if extra is None or not all(isinstance(t, type) and issubclass(t, BaseException) for t in extra):
+            raise InvalidOptionError(f"permanent_errors must be a list of exception types, not {permanent_errors!r}")
         self.permanent_errors: tuple[type[BaseException], ...] = (PermanentError, ResultNotSerializableError,
-                                                                  UnknownJobError, *permanent_errors)  # fmt: skip
+                                                                  UnknownJobError, *extra)  # fmt: skip
         self._jobs = JobRegistry()
         self._middleware: list[Middleware] = []
         self._clock = Clock()
@@ -187,10 +198,12 @@ class Scheduler:
 
     @property
     def storage(self) -> Storage:
+        """Where this scheduler's tasks live."""
         return self._storage
 
     @property
     def is_running(self) -> bool:
+        """True between the start of `run` and the beginning of its shutdown."""
         return self._nursery is not None and not self._stopping
 
     # ----- registration -------------------------------------------------------------------------
@@ -207,6 +220,7 @@ class Scheduler:
     def register_job(
         self, name: str, fn: JobFunction, *, retry: RetryPolicy | None = None, timeout: float | None = None
     ) -> None:
+        """Registers `fn` as job `name` (the decorator `job` does the same). Sync functions run in threads."""
         self._jobs.register(name, fn, retry, timeout)
 
     def use(self, middleware: Middleware) -> None:
@@ -335,13 +349,18 @@ class Scheduler:
         self._hand_back_rows(pool.resize(size))
 
     def pause(self, pool: str | None = None) -> None:
-        """Stops claiming new tasks (everywhere, or in one pool). Running jobs go on."""
+        """Stops starting tasks (everywhere, or in one pool) from the moment it returns: tasks claimed but
+        not started go back to the queue. Running jobs go on."""
+        pools = list(self._pools.values()) if pool is None else [self._pool(pool)]
         if pool is None:
             self._paused = True
         else:
-            self._pool(pool).paused = True
+            pools[0].paused = True
+        for p in pools:
+            self._hand_back_rows(p.take_backlog())
 
     def resume(self, pool: str | None = None) -> None:
+        """Starts claiming and starting tasks again (everywhere, or in one pool)."""
         if pool is None:
             self._paused = False
             for p in self._pools.values():
@@ -368,6 +387,8 @@ class Scheduler:
     def _spec(self, task: Task, now_ms: int) -> Spec:
         if not isinstance(task, Task):
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
+        _core.validate_name("job name", task.name)  # before the lookups, whose advice quotes the name
+        _core.validate_name("pool name", task.pool)
         job = self._jobs.require(task.name)
         self._pool(task.pool)
         max_retries = task.max_retries if task.max_retries is not None else (job.retry or self.retry).max_retries
@@ -404,9 +425,7 @@ class Scheduler:
         self, seconds: float, task: Task, *, id: str | None = None, skip_if_running: bool = True
     ) -> str:
         """Submits `task` every `seconds`, once per tick across all instances. Returns the schedule id."""
-        every = _positive("seconds", seconds)
-        if every is None:
-            raise InvalidOptionError("schedule_every needs a positive number of seconds")
+        every = _validate.seconds("seconds", seconds, allow_zero=False)
         return await self._add_schedule(id, "every", str(max(1, round(every * 1000))), "UTC", task, skip_if_running)
 
     async def schedule_cron(
@@ -415,6 +434,7 @@ class Scheduler:
         """Submits `task` at every time the 5-field cron `spec` matches in time zone `tz`."""
         if not isinstance(spec, str):
             raise InvalidOptionError("a cron spec is a str such as '*/5 * * * *'")
+        _validate.text("tz", tz)
         return await self._add_schedule(id, "cron", spec, tz, task, skip_if_running)
 
     async def _add_schedule(
@@ -429,14 +449,17 @@ class Scheduler:
         return schedule_id
 
     async def unschedule(self, schedule_id: str) -> None:
+        """Removes a schedule; tasks it already submitted are not touched."""
         await self._storage.remove_schedule(schedule_id)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
+        """Every stored schedule, with its next fire time and what it has fired or skipped."""
         return [ScheduleInfo(*row) for row in await self._storage.schedules()]
 
     # ----- reading and operating ----------------------------------------------------------------
 
     async def get(self, task_id: str) -> TaskInfo:
+        """The task as the storage holds it now. Raises `TaskNotFoundError` for an unknown (or purged) id."""
         return await self._storage.get(task_id, self._clock.now_ms())
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:
@@ -466,6 +489,7 @@ class Scheduler:
         self, *, name: str | None = None, pool: str | None = None, query: str | None = None, limit: int = 1000
     ) -> list[str]:
         """Resubmits dead tasks matching the filter (oldest first). Returns their ids."""
+        _validate.count("limit", limit, 1, 100_000)
         ids = await self._storage.resubmit_dead(name, pool, query, limit, self._clock.now_ms())
         self._wake_all()
         return ids
@@ -477,6 +501,8 @@ class Scheduler:
     async def purge_dead(
         self, *, name: str | None = None, pool: str | None = None, query: str | None = None, limit: int = 1000
     ) -> list[str]:
+        """Deletes dead tasks matching the filter (oldest first). Returns their ids."""
+        _validate.count("limit", limit, 1, 100_000)
         return await self._storage.purge_dead(name, pool, query, limit)
 
     async def list_tasks(
@@ -496,6 +522,7 @@ class Scheduler:
         return await self._storage.list_tasks(statuses, name, pool, query, limit, cursor, self._clock.now_ms())
 
     async def stats(self) -> SchedulerStats:
+        """Task counts per pool and status from the storage, with this scheduler's live state."""
         per_pool = await self._storage.counts(self._clock.now_ms())
         totals: dict[str, int] = {s.value: 0 for s in TaskStatus}
         for counts in per_pool.values():
@@ -719,20 +746,6 @@ def _describe(error: BaseException) -> str:
         return f"{type(error).__name__}: {error}"
     except Exception:  # its __str__ raised
         return f"{type(error).__name__}: <unprintable>"
-
-
-def _positive(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise InvalidOptionError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
-
-
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-        raise InvalidOptionError(f"{name} must be a number of seconds >= 0, not {value!r}")
-    return float(value)
 
 
 def _pool_size(name: str, size: int) -> int:

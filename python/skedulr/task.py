@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import _core
+from . import _core, _validate
 from ._result import decode_result
 from .errors import InvalidOptionError
 
@@ -34,6 +33,7 @@ class TaskStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for the states a task never leaves (except a dead one, by resubmission)."""
         return self in _TERMINAL
 
 
@@ -52,16 +52,6 @@ def encode_payload(payload: Payload) -> bytes:
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as e:
         raise InvalidOptionError(f"payload must be bytes, str or JSON-serialisable: {e}") from None
-
-
-def _seconds(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidOptionError(f"{name} must be a finite number of seconds, not {value!r}")
-    if value < 0:
-        raise InvalidOptionError(f"{name} must not be negative (got {value})")
-    return float(value)
 
 
 def _ids(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -128,7 +118,7 @@ class Task:
             isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
         ):
             raise InvalidOptionError(f"max_retries must be an int >= 0, not {max_retries!r}")
-        if timeout is not None and _seconds("timeout", timeout) == 0:
+        if timeout is not None and _validate.seconds("timeout", timeout) == 0:
             raise InvalidOptionError("timeout must be positive (leave it out for no timeout)")
         if delay is not None and run_at is not None:
             raise InvalidOptionError("give either delay or run_at, not both")
@@ -138,12 +128,12 @@ class Task:
         set_(self, "name", name)
         set_(self, "payload", encode_payload(payload))
         set_(self, "priority", priority)
-        set_(self, "timeout", _seconds("timeout", timeout))
-        set_(self, "pool", pool)
+        set_(self, "timeout", _validate.optional_seconds("timeout", timeout))
+        set_(self, "pool", _validate.text("pool", pool))
         set_(self, "max_retries", max_retries)
-        set_(self, "key", key)
-        set_(self, "id", id)
-        set_(self, "delay", _seconds("delay", delay))
+        set_(self, "key", None if key is None else _validate.text("key", key))
+        set_(self, "id", None if id is None else _validate.text("id", id))
+        set_(self, "delay", _validate.optional_seconds("delay", delay))
         set_(self, "run_at", run_at)
         set_(self, "on_success", _ids("on_success", on_success))
         set_(self, "on_failure", _ids("on_failure", on_failure))

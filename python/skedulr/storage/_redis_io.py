@@ -91,6 +91,15 @@ _CLIENT_NAME = re.compile(r"[!-~]{1,256}")  # what CLIENT SETNAME takes: printab
 _QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|pwd)=)[^&#]*", re.IGNORECASE)
 
 
+_outstanding = 0  # calls whose callers wait for a reply, all connections of this process (Trio thread only)
+
+
+def outstanding_calls() -> int:
+    """How many Redis calls are waiting for their reply right now. A test clock that jumps virtual time
+    when every task is blocked must not jump while one is: the program is waiting on Redis, not idle."""
+    return _outstanding
+
+
 def redact_url(url: str) -> str:
     """`url` with its password replaced by `***`, for logs, messages and reprs.
 
@@ -345,7 +354,12 @@ class RedisConnection:
             if self._idle:
                 self._idle = False
                 self._cond.notify()
-        return await trio.lowlevel.wait_task_rescheduled(call.abort)
+        global _outstanding
+        _outstanding += 1
+        try:
+            return await trio.lowlevel.wait_task_rescheduled(call.abort)
+        finally:
+            _outstanding -= 1
 
     def _deliver(self, batch: list[_Call]) -> None:
         """Runs in the Trio thread (via run_sync_soon): wakes every caller still waiting with its outcome."""

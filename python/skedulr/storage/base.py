@@ -33,6 +33,8 @@ def parse_cursor(cursor: str | None) -> int | None:
 
 @runtime_checkable
 class Storage(Protocol):
+    """What a scheduler needs from the place tasks live; `MemoryStorage` and `RedisStorage` implement it."""
+
     kind: str
     # How often a fetcher with nothing to do looks again without a hint (None: never needed).
     poll_interval: float | None
