@@ -31,7 +31,8 @@ class Clock:
         if self._offset_ms is None:
             return int(time.time() * 1000)
         try:
-            return int(trio.current_time() * 1000 + self._offset_ms)
+            # round, not int: a sleep until `trio_time(ms)` must wake at `ms`, not at ms - 1 by float error
+            return round(trio.current_time() * 1000 + self._offset_ms)
         except RuntimeError:  # outside Trio (e.g. a thread): fall back to the wall clock
             return int(time.time() * 1000)
 

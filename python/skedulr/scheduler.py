@@ -178,6 +178,7 @@ class Scheduler:
         self._progress_lock = threading.Lock()
         self._flush_lot = trio.lowlevel.ParkingLot()
         self._schedule_lot = trio.lowlevel.ParkingLot()
+        self._schedules_changed = False
         self._succeeded = 0
         self._failed = 0
         self._nursery: trio.Nursery | None = None
@@ -445,6 +446,7 @@ class Scheduler:
         now = self._clock.now_ms()
         schedule_id = schedule_id or f"{task.name}.{os.urandom(6).hex()}"
         await self._storage.add_schedule(schedule_id, kind, every, tz, self._spec(task, now), skip_if_running, now)
+        self._schedules_changed = True
         self._schedule_lot.unpark_all()
         return schedule_id
 
@@ -726,12 +728,17 @@ class Scheduler:
 
     async def _schedule_loop(self) -> None:
         while True:
+            self._schedules_changed = False
             due = await self._storage.next_schedule_due()
             if due is not None and due <= self._clock.now_ms():
                 if await self._storage.fire_schedules(self._clock.now_ms()):
                     self._wake_all()
                 continue
+            if self._schedules_changed:  # one was added while we read: read again
+                continue
             deadline = self._clock.trio_time(due) if due is not None else math.inf
+            if self._storage.poll_interval is not None:  # other instances add schedules too
+                deadline = min(deadline, trio.current_time() + self._storage.poll_interval)
             with trio.move_on_at(deadline):
                 await self._schedule_lot.park()
 
