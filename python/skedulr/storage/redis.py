@@ -213,7 +213,8 @@ class RedisStorage:
 
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        flat = await self._eval("claim", keys, [self.tag, self._now(now_ms), pool, max_tasks, owner, lease_ms])
+        args = [self.tag, self._now(now_ms), pool, max_tasks, owner, lease_ms, self.key_ttl_ms]
+        flat = await self._eval("claim", keys, args)
         rows: list[ClaimRow] = []
         for i in range(0, len(flat), 7):
             task_id = _text(flat[i])
