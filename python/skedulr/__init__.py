@@ -5,17 +5,20 @@ triggers, delayed and cron tasks, graceful shutdown; embedded (`MemoryStorage`) 
 """
 
 from . import errors
+from .client import Client
 from .context import JobContext
 from .middleware import AttemptOutcome, Middleware
 from .retry import ConstantBackoff, ExponentialBackoff, LinearBackoff, NoRetry, RetryPolicy
 from .scheduler import PoolStats, ScheduleInfo, Scheduler, SchedulerStats
 from .storage import MemoryStorage, Storage
+from .storage.redis import RedisStorage
 from .task import Task, TaskInfo, TaskPage, TaskStatus
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttemptOutcome",
+    "Client",
     "ConstantBackoff",
     "ExponentialBackoff",
     "JobContext",
@@ -24,6 +27,7 @@ __all__ = [
     "Middleware",
     "NoRetry",
     "PoolStats",
+    "RedisStorage",
     "RetryPolicy",
     "ScheduleInfo",
     "Scheduler",

@@ -1,0 +1,63 @@
+"""The synchronous Client against a real Redis, with a Trio scheduler doing the work."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+from skedulr import Client, RedisStorage, Scheduler, Task, TaskStatus
+from skedulr.errors import InvalidStateError, TaskNotFoundError, UnknownParentError
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"client-{os.urandom(4).hex()}"
+
+
+def test_submit_get_list_cancel_without_trio(redis_url: str, prefix: str) -> None:
+    with Client(redis_url, prefix=prefix) as client:
+        first = client.submit(Task("echo", payload="a", delay=60))
+        second = client.submit(Task("echo", payload="b", key="only-once"))
+        assert client.submit(Task("echo", payload="b", key="only-once")) == second
+        assert client.get(first).status is TaskStatus.SCHEDULED
+        assert client.get(second).status is TaskStatus.QUEUED
+        assert [t.id for t in client.list_tasks().tasks] == [second, first]
+        assert client.cancel(first) is True
+        assert client.cancel(first) is False
+        assert client.get(first).status is TaskStatus.CANCELLED
+        with pytest.raises(TaskNotFoundError):
+            client.get("no-such-task")
+        with pytest.raises(UnknownParentError):
+            client.submit(Task("echo", on_success="no-such-task"))
+        with pytest.raises(InvalidStateError):
+            client.resubmit(second)
+        assert "redis://" in repr(client)
+
+
+async def test_workers_run_what_the_client_submits(redis_url: str, prefix: str) -> None:
+    sched = Scheduler(RedisStorage(redis_url, prefix=prefix), max_workers=4)
+    attempts: list[int] = []
+
+    @sched.job("flaky")
+    async def flaky(ctx):  # type: ignore[no-untyped-def]
+        attempts.append(ctx.attempt)
+        if len(attempts) == 1:
+            raise RuntimeError("first run fails")
+        return ctx.json()
+
+    client = Client(redis_url, prefix=prefix, default_max_retries=0)
+    try:
+        tid = client.submit(Task("flaky", payload={"n": 1}))
+        async with sched:
+            with trio.fail_after(10):
+                while client.get(tid).status is not TaskStatus.DEAD:
+                    await trio.sleep(0.01)
+            assert client.resubmit_dead(name="flaky") == [tid]
+            info = await sched.wait(tid, timeout=10)
+        assert info.status is TaskStatus.SUCCEEDED
+        assert client.get(tid).result == {"n": 1}
+        assert attempts == [1, 1]  # the resubmitted task starts a fresh attempt budget
+    finally:
+        client.close()
