@@ -17,6 +17,7 @@ ops/s, so above 1 means Rust is faster.
 from __future__ import annotations
 
 import argparse
+import array
 import gc
 import heapq
 import random
@@ -85,13 +86,14 @@ HeapEntry = tuple[int, int, int]  # (-priority, seq, key): highest priority firs
 def bench_ready_queue(n: int, repeat: int, seed: int) -> list[Row]:
     rng = random.Random(seed)
     priorities = [rng.randrange(-10, 11) for _ in range(n)]
-    keys = list(range(n))  # push_many takes keys and priorities as two lists (its fastest form)
+    keys = list(range(n))  # push_many takes keys and priorities as two lists...
+    key_array, priority_array = array.array("q", keys), array.array("i", priorities)  # ...or buffers (fastest)
     pairs = list(zip(keys, priorities, strict=True))  # (key, priority), what the one-call-each loops read
     entries = [(-p, i, i) for i, p in pairs]  # what heapq holds, prebuilt as push_many's input is
 
     def rust_full() -> _core.ReadyQueue:
         q = _core.ReadyQueue()
-        q.push_many(keys, priorities)
+        q.push_many(key_array, priority_array)
         return q
 
     def python_full() -> list[HeapEntry]:
@@ -120,6 +122,9 @@ def bench_ready_queue(n: int, repeat: int, seed: int) -> list[Row]:
             heappop(h)[2]
 
     def rust_push_many(q: _core.ReadyQueue) -> None:
+        q.push_many(key_array, priority_array)
+
+    def rust_push_many_lists(q: _core.ReadyQueue) -> None:
         q.push_many(keys, priorities)
 
     def python_heapify(h: list[HeapEntry]) -> None:
@@ -151,9 +156,11 @@ def bench_ready_queue(n: int, repeat: int, seed: int) -> list[Row]:
             heappop(h)[2]
 
     # Same order out of both: the comparison is between two implementations of one queue.
-    q, h = rust_full(), python_full()
-    assert q.pop_many(n) == [heapq.heappop(h)[2] for _ in range(n)], "ReadyQueue and heapq disagree"
-    del q, h
+    q, h, q_lists = rust_full(), python_full(), _core.ReadyQueue()
+    q_lists.push_many(keys, priorities)
+    expected = [heapq.heappop(h)[2] for _ in range(n)]
+    assert q.pop_many(n) == expected and q_lists.pop_many(n) == expected, "ReadyQueue and heapq disagree"
+    del q, h, q_lists
 
     def rust_empty() -> _core.ReadyQueue:
         return _core.ReadyQueue()
@@ -173,6 +180,8 @@ def bench_ready_queue(n: int, repeat: int, seed: int) -> list[Row]:
         Row("ready queue", "batch push: push_many vs heapify(list)", n,
             best_time(lambda: list(entries), python_heapify, repeat),
             best_time(rust_empty, rust_push_many, repeat), 5.0),
+        Row("ready queue", "batch push, lists: push_many vs heappush loop", n,
+            best_time(python_empty, python_push, repeat), best_time(rust_empty, rust_push_many_lists, repeat), None),
         Row("ready queue", "batch pop: pop_many(1000) vs heappop loop", n,
             best_time(python_full, python_pop_batches, repeat), best_time(rust_full, rust_pop_many, repeat), 5.0),
     ]  # fmt: skip
@@ -427,8 +436,11 @@ def bench_dag(n: int, repeat: int) -> list[Row]:
 
         # Same decisions from both, in the same order.
         for outcome in ("dead", "succeeded"):
-            a, b = built(_core.Dag)(), built(PyDag)()
-            assert a.resolve(0, outcome) == b.resolve(0, outcome), f"{shape}: Dag and PyDag disagree"
+            a, b = _core.Dag(), PyDag()
+            build(a)
+            build(b)
+            (a_ready, a_skipped), (b_ready, b_skipped) = a.resolve(0, outcome), b.resolve(0, outcome)
+            assert (a_ready.tolist(), a_skipped.tolist()) == (b_ready, b_skipped), f"{shape}: Dag and PyDag disagree"
 
         def py_empty() -> DagLike:
             return PyDag()

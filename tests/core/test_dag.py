@@ -4,7 +4,9 @@ at once."""
 
 from __future__ import annotations
 
+import array
 import gc
+import io
 import itertools
 import sys
 import threading
@@ -25,6 +27,42 @@ def _met(trigger: str, outcome: str) -> bool:
     return {"on_success": outcome == "succeeded", "on_failure": outcome == "dead", "on_complete": True}[trigger]
 
 
+def _resolve(dag: _core.Dag, parent: int, outcome: str) -> tuple[list[int], list[int]]:
+    """`dag.resolve`, checking it returns two read-only int64 memoryviews, as lists."""
+    views = dag.resolve(parent, outcome)
+    assert isinstance(views, tuple) and len(views) == 2
+    for view in views:
+        assert isinstance(view, memoryview)
+        assert (view.format, view.itemsize, view.ndim, view.readonly) == ("q", 8, 1, True)
+        assert view.c_contiguous and view.nbytes == 8 * len(view)
+    return views[0].tolist(), views[1].tolist()
+
+
+def test_resolve_returns_int64_views_that_own_their_ids() -> None:
+    dag = _core.Dag()
+    big = -(1 << 62)
+    dag.add_child(1 << 40, [(big, "on_success")])
+    dag.add_child(-3, [(big, "on_success")])
+    dag.add_child(7, [(-3, "on_success")])
+    dag.add_child(8, [(big, "on_failure")])
+    ready, skipped = dag.resolve(big, "succeeded")
+    del dag
+    gc.collect()
+    assert list(ready) == [1 << 40, -3] and ready[0] == 1 << 40 and ready[-1] == -3
+    assert array.array("q", ready) == array.array("q", [1 << 40, -3])
+    assert bytes(skipped) == array.array("q", [8]).tobytes()
+    assert skipped.tolist() == [8] and len(skipped) == 1
+    assert ready != [1 << 40, -3]  # a view, not a list
+    with pytest.raises(TypeError):
+        ready[0] = 1  # type: ignore[index]
+    for exporter in (ready, ready.obj):  # neither the view nor the object behind it can be written
+        with pytest.raises(TypeError, match="read-write"):
+            io.BytesIO(bytes(16)).readinto(exporter)  # type: ignore[arg-type]
+    assert ready.tolist() == [1 << 40, -3]
+    empty_ready, empty_skipped = _core.Dag().resolve(0, "dead")
+    assert len(empty_ready) == 0 and empty_skipped.tolist() == []
+
+
 def test_child_without_edges_is_ready() -> None:
     dag = _core.Dag()
     assert dag.add_child(1, []) == "ready"
@@ -37,7 +75,7 @@ def test_single_edge_truth_table(trigger: str, outcome: str) -> None:
     dag = _core.Dag()
     assert dag.add_child(1, [(0, trigger)]) == "waiting"
     assert dag.is_waiting(1) and len(dag) == 1
-    ready, skipped = dag.resolve(0, outcome)
+    ready, skipped = _resolve(dag, 0, outcome)
     if _met(trigger, outcome):
         assert (ready, skipped) == ([1], [])
     else:
@@ -48,7 +86,7 @@ def test_single_edge_truth_table(trigger: str, outcome: str) -> None:
 @pytest.mark.parametrize(("trigger", "outcome"), list(itertools.product(TRIGGERS, OUTCOMES)))
 def test_child_added_after_its_parent_ended(trigger: str, outcome: str) -> None:
     dag = _core.Dag()
-    assert dag.resolve(0, outcome) == ([], [])
+    assert _resolve(dag, 0, outcome) == ([], [])
     assert dag.add_child(1, [(0, trigger)]) == ("ready" if _met(trigger, outcome) else "skipped")
     assert len(dag) == 0
 
@@ -56,18 +94,18 @@ def test_child_added_after_its_parent_ended(trigger: str, outcome: str) -> None:
 def test_join_waits_for_every_parent() -> None:
     dag = _core.Dag()
     assert dag.add_child(9, [(0, "on_success"), (1, "on_failure"), (2, "on_complete")]) == "waiting"
-    assert dag.resolve(1, "dead") == ([], [])
-    assert dag.resolve(0, "succeeded") == ([], [])
+    assert _resolve(dag, 1, "dead") == ([], [])
+    assert _resolve(dag, 0, "succeeded") == ([], [])
     assert dag.is_waiting(9)
-    assert dag.resolve(2, "cancelled") == ([9], [])
+    assert _resolve(dag, 2, "cancelled") == ([9], [])
     assert not dag.is_waiting(9)
 
 
 def test_join_is_skipped_as_soon_as_one_edge_cannot_hold() -> None:
     dag = _core.Dag()
     dag.add_child(9, [(0, "on_success"), (1, "on_success")])
-    assert dag.resolve(0, "dead") == ([], [9])
-    assert dag.resolve(1, "succeeded") == ([], [])  # already decided: not listed again
+    assert _resolve(dag, 0, "dead") == ([], [9])
+    assert _resolve(dag, 1, "succeeded") == ([], [])  # already decided: not listed again
 
 
 def test_skips_cascade_but_a_finally_child_runs() -> None:
@@ -77,11 +115,11 @@ def test_skips_cascade_but_a_finally_child_runs() -> None:
     dag.add_child(4, [(3, "on_failure")])
     dag.add_child(5, [(2, "on_complete")])  # a `finally` of 2: runs even though 2 is skipped
     dag.add_child(6, [(5, "on_success")])
-    ready, skipped = dag.resolve(0, "dead")
+    ready, skipped = _resolve(dag, 0, "dead")
     assert sorted(skipped) == [2, 3, 4]
     assert ready == [5]
     assert dag.is_waiting(6)
-    assert dag.resolve(5, "succeeded") == ([6], [])
+    assert _resolve(dag, 5, "succeeded") == ([6], [])
     assert len(dag) == 0
 
 
@@ -89,7 +127,7 @@ def test_skipped_children_are_remembered_as_skipped_parents() -> None:
     dag = _core.Dag()
     dag.add_child(1, [(0, "on_success")])
     dag.add_child(2, [(1, "on_success")])
-    assert sorted(dag.resolve(0, "cancelled")[1]) == [1, 2]
+    assert sorted(_resolve(dag, 0, "cancelled")[1]) == [1, 2]
     # Children added later see the skips: on_complete holds for a skipped parent, on_success does not.
     assert dag.add_child(3, [(2, "on_complete")]) == "ready"
     assert dag.add_child(4, [(2, "on_success")]) == "skipped"
@@ -99,24 +137,24 @@ def test_skipped_children_are_remembered_as_skipped_parents() -> None:
 
 def test_an_unmet_edge_to_an_ended_parent_skips_at_once_even_with_live_parents() -> None:
     dag = _core.Dag()
-    dag.resolve(0, "succeeded")
+    _resolve(dag, 0, "succeeded")
     assert dag.add_child(5, [(8, "on_success"), (0, "on_failure")]) == "skipped"
     assert len(dag) == 0
-    assert dag.resolve(8, "succeeded") == ([], [])
+    assert _resolve(dag, 8, "succeeded") == ([], [])
 
 
 def test_a_met_edge_to_an_ended_parent_is_dropped() -> None:
     dag = _core.Dag()
-    dag.resolve(0, "succeeded")
+    _resolve(dag, 0, "succeeded")
     assert dag.add_child(4, [(0, "on_success"), (7, "on_success")]) == "waiting"
-    assert dag.resolve(7, "succeeded") == ([4], [])
+    assert _resolve(dag, 7, "succeeded") == ([4], [])
 
 
 def test_two_edges_to_one_parent_that_cannot_both_hold() -> None:
     for outcome in OUTCOMES:
         dag = _core.Dag()
         dag.add_child(1, [(0, "on_success"), (0, "on_failure")])
-        assert dag.resolve(0, outcome) == ([], [1]), outcome
+        assert _resolve(dag, 0, outcome) == ([], [1]), outcome
 
 
 def test_forget_removes_a_waiting_child() -> None:
@@ -126,8 +164,8 @@ def test_forget_removes_a_waiting_child() -> None:
     assert dag.forget(1) is True
     assert dag.forget(1) is False
     assert not dag.is_waiting(1)
-    assert dag.resolve(0, "succeeded") == ([], [])  # the forgotten child is ignored
-    assert dag.resolve(1, "cancelled") == ([2], [])  # the caller resolves the cancelled child itself
+    assert _resolve(dag, 0, "succeeded") == ([], [])  # the forgotten child is ignored
+    assert _resolve(dag, 1, "cancelled") == ([2], [])  # the caller resolves the cancelled child itself
     assert dag.forget(42) is False
 
 
@@ -137,7 +175,7 @@ def test_deep_cascade_does_not_recurse() -> None:
     for child in range(1, depth + 1):
         dag.add_child(child, [(child - 1, "on_success")])
     assert len(dag) == depth
-    ready, skipped = dag.resolve(0, "dead")
+    ready, skipped = _resolve(dag, 0, "dead")
     assert ready == [] and sorted(skipped) == list(range(1, depth + 1))
     assert len(dag) == 0
 
@@ -216,7 +254,7 @@ def test_matches_a_fixpoint_reference(graph: tuple[int, list[list[tuple[int, str
         runnable.discard(node)
         outcome[node] = run_outcomes[node]
         want_ready, want_skipped = reference_decisions()
-        got_ready, got_skipped = dag.resolve(node, run_outcomes[node])
+        got_ready, got_skipped = _resolve(dag, node, run_outcomes[node])
         assert len(got_ready) == len(set(got_ready)) and len(got_skipped) == len(set(got_skipped))
         assert (set(got_ready), set(got_skipped)) == (want_ready, want_skipped)
         runnable |= set(got_ready)

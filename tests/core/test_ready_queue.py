@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import array
 import gc
 import sys
 import threading
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +31,35 @@ def test_push_many_keeps_list_order_within_a_priority() -> None:
     q.push_many([(10, 1), (11, 1), (12, 2), (13, 1)], now_ms=100)
     assert [q.pop(100), q.pop(100)] == [12, 10]
     assert q.pop_many(5, 100) == [11, 13]
+
+
+@pytest.mark.parametrize("priority_code", ["i", "q", "l"])
+def test_push_many_takes_buffers_like_lists(priority_code: str) -> None:
+    keys = [5, -(1 << 62), 7, 1 << 40, 5, 9]  # 5 pushed twice: moved, as with push
+    priorities = [1, 3, -(1 << 31), (1 << 31) - 1, 2, 3]
+    from_lists, from_arrays = _core.ReadyQueue(), _core.ReadyQueue()
+    from_lists.push_many(keys, priorities, now_ms=10)
+    from_arrays.push_many(array.array("q", keys), array.array(priority_code, priorities), now_ms=10)
+    assert len(from_arrays) == len(from_lists) == 5
+    expected = [1 << 40, -(1 << 62), 9, 5, 7]
+    assert from_lists.pop_many(10, now_ms=10) == expected
+    assert from_arrays.pop_many(10, now_ms=10) == expected
+
+
+def test_push_many_buffers_are_checked() -> None:
+    q = _core.ReadyQueue()
+    with pytest.raises(ValueError, match="2 keys and 1 priorities"):
+        q.push_many(array.array("q", [1, 2]), array.array("i", [0]))
+    with pytest.raises(OverflowError):
+        q.push_many(array.array("q", [1, 2]), array.array("q", [0, 1 << 31]))
+    assert len(q) == 0, "a refused batch pushes nothing"
+    # Other buffers and mixes go through the general path: same result.
+    q.push_many(array.array("i", [3, 4]), [1, 2])
+    q.push_many(memoryview(array.array("q", [5, 0, 6, 0]))[::2], array.array("b", [3, 0]))
+    q.push_many([7], array.array("q", [9]))
+    assert q.pop_many(10) == [7, 5, 4, 3, 6]
+    with pytest.raises(TypeError):
+        q.push_many(array.array("d", [1.0]), array.array("i", [1]))
 
 
 def test_extreme_priorities() -> None:

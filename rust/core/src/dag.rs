@@ -13,9 +13,10 @@
 //! Handles are opaque and are never checked for reuse. Entries for a child that was skipped or
 //! forgotten may remain in the lists of its other, still live parents until those resolve (they
 //! are ignored then). A handle must therefore not be reused for a new waiting child while such
-//! a parent is live; a handle that carries a generation avoids the question.
+//! a parent is live; a handle that carries a generation avoids the question. (Internally such an
+//! entry is ignored once the child's node has been freed, see [`Dag`]; it still counts while the
+//! child is itself a live parent.)
 
-use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::hash::Hash;
 
@@ -71,13 +72,86 @@ pub struct Resolution<K> {
     pub skipped: Vec<K>,
 }
 
+/// No edge / no slot.
+const NIL: u32 = u32::MAX;
+/// Edges carry their child's slot generation in the high 30 bits and the trigger in the low 2.
+const GENERATION_MASK: u32 = u32::MAX >> 2;
+
+fn trigger_bits(trigger: Trigger) -> u32 {
+    match trigger {
+        Trigger::OnSuccess => 0,
+        Trigger::OnFailure => 1,
+        Trigger::OnComplete => 2,
+    }
+}
+
+fn trigger_of(tagged: u32) -> Trigger {
+    match tagged & 3 {
+        0 => Trigger::OnSuccess,
+        1 => Trigger::OnFailure,
+        _ => Trigger::OnComplete,
+    }
+}
+
+/// A node that is waiting, or a live parent with waiting children (or both).
+struct Slot<K> {
+    key: K,
+    /// Bumped each time the slot is freed, so edges to its previous occupant are recognised as stale.
+    generation: u32,
+    /// Edges of this node (as a child) not yet met; 0 if it is not waiting.
+    pending: u32,
+    /// First and last of this node's edges to its waiting children (indexes into `Dag::edges`),
+    /// in the order they were added; NIL if none.
+    head: u32,
+    tail: u32,
+    /// False while the slot is on the free list.
+    live: bool,
+}
+
+/// One edge parent -> child, in the parent's singly linked list.
+#[derive(Clone, Copy)]
+struct Edge {
+    child: u32,
+    /// `generation << 2 | trigger` of the child's slot when the edge was added.
+    tagged: u32,
+    next: u32,
+}
+
 /// The waiting children and their live parents.
+///
+/// Each node is interned once, at `add_child` (and looked up once at `resolve`), to a dense slot
+/// index: everything else, in particular the whole cascade of a `resolve`, runs on slot indexes and
+/// never hashes. Edges live in one arena as per-parent linked lists. Slots and edges of decided
+/// nodes go to free lists and are reused, so memory stays bounded by the peak number of live nodes
+/// and edges; an edge left behind by a freed child is recognised by the slot's generation.
 pub struct Dag<K> {
-    /// Live parent -> its waiting children, one entry per edge. Handles are integers the caller
-    /// hands out (task seqs, node ids), so these maps use the Fx hasher (see `crate::hash`).
-    children_of: FxHashMap<K, Vec<(K, Trigger)>>,
-    /// Waiting child -> number of its edges not yet met.
-    pending_edges_of: FxHashMap<K, u32>,
+    /// Key -> slot. Entries of freed slots stay until the slot is reused (so freeing never
+    /// hashes); `find` checks the slot still holds the key.
+    index: FxHashMap<K, u32>,
+    slots: Vec<Slot<K>>,
+    free_slots: Vec<u32>,
+    edges: Vec<Edge>,
+    /// Head of the free edge list (chained through `next`).
+    free_edges: u32,
+    waiting: usize,
+}
+
+/// A [`Dag::resolve`] in progress: see [`Dag::start_resolve`].
+pub struct Cascade<K> {
+    finished: VecDeque<(u32, Outcome)>,
+    resolution: Resolution<K>,
+}
+
+impl<K> Cascade<K> {
+    /// Whether every decided node has been processed.
+    pub fn is_done(&self) -> bool {
+        self.finished.is_empty()
+    }
+
+    pub fn into_resolution(self) -> Resolution<K> {
+        debug_assert!(self.is_done(), "cascade not run to the end");
+        self.resolution
+    }
 }
 
 impl<K: Copy + Eq + Hash> Default for Dag<K> {
@@ -89,9 +163,96 @@ impl<K: Copy + Eq + Hash> Default for Dag<K> {
 impl<K: Copy + Eq + Hash> Dag<K> {
     pub fn new() -> Self {
         Dag {
-            children_of: FxHashMap::default(),
-            pending_edges_of: FxHashMap::default(),
+            index: FxHashMap::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            edges: Vec::new(),
+            free_edges: NIL,
+            waiting: 0,
         }
+    }
+
+    /// The live slot holding `key`.
+    #[inline]
+    fn find(&self, key: K) -> Option<u32> {
+        let &slot = self.index.get(&key)?;
+        let s = &self.slots[slot as usize];
+        (s.live && s.key == key).then_some(slot)
+    }
+
+    /// The live slot holding `key`, taking a free one (or a new one) if there is none.
+    fn intern(&mut self, key: K) -> u32 {
+        if let Some(slot) = self.find(key) {
+            return slot;
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                let s = &mut self.slots[slot as usize];
+                let old_key = std::mem::replace(&mut s.key, key);
+                s.live = true;
+                debug_assert!(s.pending == 0 && s.head == NIL);
+                if old_key != key && self.index.get(&old_key) == Some(&slot) {
+                    self.index.remove(&old_key);
+                }
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&slot| slot != NIL)
+                    .expect("fewer than 2^32 - 1 live nodes");
+                self.slots.push(Slot {
+                    key,
+                    generation: 0,
+                    pending: 0,
+                    head: NIL,
+                    tail: NIL,
+                    live: true,
+                });
+                slot
+            }
+        };
+        self.index.insert(key, slot);
+        slot
+    }
+
+    /// Frees `slot` if it is neither waiting nor a parent with waiting children.
+    #[inline]
+    fn release_if_unused(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.pending == 0 && s.head == NIL && s.live {
+            s.live = false;
+            s.generation = s.generation.wrapping_add(1) & GENERATION_MASK;
+            self.free_slots.push(slot);
+        }
+    }
+
+    fn push_edge(&mut self, parent: u32, child: u32, trigger: Trigger) {
+        let edge = Edge {
+            child,
+            tagged: self.slots[child as usize].generation << 2 | trigger_bits(trigger),
+            next: NIL,
+        };
+        let index = if self.free_edges != NIL {
+            let index = self.free_edges;
+            self.free_edges = self.edges[index as usize].next;
+            self.edges[index as usize] = edge;
+            index
+        } else {
+            let index = u32::try_from(self.edges.len())
+                .ok()
+                .filter(|&index| index != NIL)
+                .expect("fewer than 2^32 - 1 live edges");
+            self.edges.push(edge);
+            index
+        };
+        let p = &mut self.slots[parent as usize];
+        if p.tail == NIL {
+            p.head = index;
+        } else {
+            self.edges[p.tail as usize].next = index;
+        }
+        self.slots[parent as usize].tail = index;
     }
 
     /// Registers a new `child` with its `edges` (parent, trigger). `outcome_of(parent)` is
@@ -120,12 +281,12 @@ impl<K: Copy + Eq + Hash> Dag<K> {
             return Admission::Ready;
         }
         let pending = u32::try_from(live_edges.len()).expect("fewer than 2^32 edges per child");
-        self.pending_edges_of.insert(child, pending);
+        let child_slot = self.intern(child);
+        self.slots[child_slot as usize].pending = pending;
+        self.waiting += 1;
         for (parent, trigger) in live_edges {
-            self.children_of
-                .entry(parent)
-                .or_default()
-                .push((child, trigger));
+            let parent_slot = self.intern(parent);
+            self.push_edge(parent_slot, child_slot, trigger);
         }
         Admission::Waiting
     }
@@ -135,57 +296,110 @@ impl<K: Copy + Eq + Hash> Dag<K> {
     /// resolved with [`Outcome::Skipped`] for its own children. Children that were forgotten or
     /// already decided are ignored. The parent's child list is dropped.
     pub fn resolve(&mut self, parent: K, outcome: Outcome) -> Resolution<K> {
-        let mut resolution = Resolution {
-            ready: Vec::new(),
-            skipped: Vec::new(),
-        };
-        let mut finished = VecDeque::from([(parent, outcome)]);
-        while let Some((parent, outcome)) = finished.pop_front() {
-            let Some(children) = self.children_of.remove(&parent) else {
-                continue;
-            };
-            for (child, trigger) in children {
-                // Absent: forgotten, or already decided by an earlier edge.
-                let Entry::Occupied(mut pending) = self.pending_edges_of.entry(child) else {
-                    continue;
-                };
-                if trigger.is_met_by(outcome) {
-                    *pending.get_mut() -= 1;
-                    if *pending.get() == 0 {
-                        pending.remove();
-                        resolution.ready.push(child);
-                    }
-                } else {
-                    pending.remove();
-                    resolution.skipped.push(child);
-                    finished.push_back((child, Outcome::Skipped));
-                }
-            }
+        let mut cascade = self.start_resolve(parent, outcome);
+        self.run_cascade(&mut cascade, usize::MAX);
+        cascade.into_resolution()
+    }
+
+    /// [`Dag::resolve`] in steps, for a caller that wants to bound the work done at once: run
+    /// [`Dag::run_cascade`] until it returns true, touching the `Dag` in no other way meanwhile,
+    /// then take [`Cascade::into_resolution`].
+    pub fn start_resolve(&mut self, parent: K, outcome: Outcome) -> Cascade<K> {
+        let mut finished = VecDeque::new();
+        if let Some(slot) = self.find(parent) {
+            finished.push_back((slot, outcome));
         }
-        resolution
+        Cascade {
+            finished,
+            resolution: Resolution {
+                ready: Vec::new(),
+                skipped: Vec::new(),
+            },
+        }
+    }
+
+    /// Continues `cascade`, stopping after the node during which `max_edges` edges have been
+    /// visited in this call (so at least one node is processed). Returns whether it is done.
+    pub fn run_cascade(&mut self, cascade: &mut Cascade<K>, max_edges: usize) -> bool {
+        let mut visited = 0usize;
+        while visited < max_edges {
+            let Some((parent, outcome)) = cascade.finished.pop_front() else {
+                break;
+            };
+            let p = &mut self.slots[parent as usize];
+            let (head, tail) = (p.head, p.tail);
+            p.head = NIL;
+            p.tail = NIL;
+            let mut edge_index = head;
+            while edge_index != NIL {
+                let edge = self.edges[edge_index as usize];
+                edge_index = edge.next;
+                visited += 1;
+                let child = &mut self.slots[edge.child as usize];
+                // Stale (the child's slot was freed since), forgotten, or already decided.
+                if child.generation != edge.tagged >> 2 || child.pending == 0 {
+                    continue;
+                }
+                if trigger_of(edge.tagged).is_met_by(outcome) {
+                    child.pending -= 1;
+                    if child.pending != 0 {
+                        continue;
+                    }
+                    cascade.resolution.ready.push(child.key);
+                } else {
+                    child.pending = 0;
+                    cascade.resolution.skipped.push(child.key);
+                    if child.head != NIL {
+                        cascade.finished.push_back((edge.child, Outcome::Skipped));
+                    }
+                }
+                self.waiting -= 1;
+                self.release_if_unused(edge.child);
+            }
+            if head != NIL {
+                self.edges[tail as usize].next = self.free_edges;
+                self.free_edges = head;
+            }
+            self.release_if_unused(parent);
+        }
+        cascade.is_done()
     }
 
     /// Removes a waiting child (it was cancelled). Returns whether it was waiting. Later
     /// resolutions of its parents ignore it. The caller then resolves the child itself with
     /// [`Outcome::Cancelled`] for its own children.
     pub fn forget(&mut self, child: K) -> bool {
-        self.pending_edges_of.remove(&child).is_some()
+        let Some(slot) = self.find(child) else {
+            return false;
+        };
+        let s = &mut self.slots[slot as usize];
+        if s.pending == 0 {
+            return false;
+        }
+        s.pending = 0;
+        self.waiting -= 1;
+        self.release_if_unused(slot);
+        true
     }
 
     pub fn is_waiting(&self, child: K) -> bool {
-        self.pending_edges_of.contains_key(&child)
+        self.pending_edges(child) != 0
     }
 
     /// Edges of `child` not yet met; 0 if it is not waiting.
     pub fn pending_edges(&self, child: K) -> usize {
-        self.pending_edges_of
-            .get(&child)
-            .map_or(0, |&pending| pending as usize)
+        self.find(child)
+            .map_or(0, |slot| self.slots[slot as usize].pending as usize)
     }
 
     /// Number of waiting children.
     pub fn waiting_len(&self) -> usize {
-        self.pending_edges_of.len()
+        self.waiting
+    }
+
+    /// Whether nothing is stored: no waiting child and no parent with children (every slot free).
+    pub fn is_empty(&self) -> bool {
+        self.free_slots.len() == self.slots.len()
     }
 }
 
@@ -309,7 +523,7 @@ mod tests {
                 };
                 assert_eq!(dag.resolve(0, outcome), expected, "{trigger:?} {outcome:?}");
                 assert_eq!(dag.waiting_len(), 0);
-                assert!(dag.children_of.is_empty());
+                assert!(dag.is_empty());
             }
         }
     }
@@ -381,7 +595,7 @@ mod tests {
         // An unmet edge to a finished parent stores nothing, not even the live edges.
         let edges = [(8, OnSuccess), (0, OnFailure)];
         assert_eq!(dag.add_child(5, &edges, finished), Admission::Skipped);
-        assert!(dag.children_of.is_empty());
+        assert!(dag.is_empty());
         assert_eq!(dag.resolve(8, Succeeded), Resolution::default());
     }
 
@@ -396,7 +610,7 @@ mod tests {
         // The caller resolves the cancelled child for its own children.
         assert_eq!(dag.resolve(1, Cancelled), ready(&[2]));
         assert_eq!(dag.waiting_len(), 0);
-        assert!(dag.children_of.is_empty());
+        assert!(dag.is_empty());
     }
 
     #[test]
@@ -444,6 +658,101 @@ mod tests {
     }
 
     #[test]
+    fn stale_edge_to_a_freed_child_does_not_touch_the_slot_reused_after_it() {
+        let mut dag = Dag::new();
+        dag.add_child(2, &[(0, OnSuccess), (1, OnSuccess)], all_live);
+        // 2 is skipped and freed; its edge from live parent 1 stays behind.
+        assert_eq!(dag.resolve(0, Dead), skipped(&[2]));
+        // Whichever freed slots these take, the stale edge must not count for them.
+        dag.add_child(3, &[(1, OnSuccess)], all_live);
+        dag.add_child(4, &[(1, OnSuccess), (5, OnSuccess)], all_live);
+        dag.add_child(6, &[(1, OnSuccess)], all_live);
+        assert_eq!(dag.resolve(1, Succeeded), ready(&[3, 6]));
+        assert_eq!(dag.pending_edges(4), 1);
+        assert_eq!(dag.resolve(5, Succeeded), ready(&[4]));
+        assert!(dag.is_empty());
+    }
+
+    #[test]
+    fn slots_and_edges_are_reused() {
+        let mut dag = Dag::new();
+        for round in 0..1000u32 {
+            let base = round * 10;
+            dag.add_child(base + 1, &[(base, OnSuccess)], all_live);
+            dag.add_child(
+                base + 2,
+                &[(base, OnSuccess), (base + 1, OnSuccess)],
+                all_live,
+            );
+            assert_eq!(dag.resolve(base, Succeeded), ready(&[base + 1]));
+            assert_eq!(dag.resolve(base + 1, Succeeded), ready(&[base + 2]));
+            assert!(dag.is_empty());
+        }
+        assert!(dag.slots.len() <= 3 && dag.edges.len() <= 3);
+        assert!(dag.index.len() <= 3);
+    }
+
+    #[test]
+    fn cascade_in_steps_matches_one_call() {
+        let build = || {
+            let mut dag = Dag::new();
+            for node in 1..100u32 {
+                dag.add_child(node, &[(node / 2, OnSuccess)], all_live);
+            }
+            dag
+        };
+        let expected = build().resolve(0, Dead);
+        let mut dag = build();
+        let mut cascade = dag.start_resolve(0, Dead);
+        let mut steps = 0;
+        while !dag.run_cascade(&mut cascade, 3) {
+            steps += 1;
+        }
+        assert!(steps > 10, "{steps}");
+        assert_eq!(cascade.into_resolution(), expected);
+        assert!(dag.is_empty());
+    }
+
+    /// Rust-only cost of the benchmark's cascades (`benches/core_vs_python.py`, "root dead" rows):
+    /// `cargo test --release -p skedulr-core -- --ignored --nocapture cascade_timing`.
+    #[test]
+    #[ignore = "timing, not a check"]
+    fn cascade_timing() {
+        const N: u64 = 100_000;
+        type ParentsOf = fn(u64) -> Vec<u64>;
+        let shapes: [(&str, ParentsOf); 2] = [
+            ("tree/4", |i| vec![(i - 1) / 4]),
+            ("layered/1000x2", |i| {
+                let (layer, j) = ((i - 1) / 1000, (i - 1) % 1000);
+                if layer == 0 {
+                    vec![0]
+                } else {
+                    let above = 1 + (layer - 1) * 1000;
+                    vec![above + j, above + (j + 1) % 1000]
+                }
+            }),
+        ];
+        for (name, parents) in shapes {
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let mut dag = Dag::new();
+                for i in 1..N {
+                    let edges: Vec<_> = parents(i).into_iter().map(|p| (p, OnSuccess)).collect();
+                    dag.add_child(i, &edges, |_| None);
+                }
+                let start = std::time::Instant::now();
+                let resolution = dag.resolve(0, Dead);
+                best = best.min(start.elapsed().as_secs_f64());
+                assert_eq!(resolution.skipped.len() as u64, N - 1);
+            }
+            println!(
+                "{name}: resolve(root, Dead) of {N} nodes: {:.2} ns/node",
+                best * 1e9 / N as f64
+            );
+        }
+    }
+
+    #[test]
     fn deep_chain_is_skipped_without_recursion() {
         const LENGTH: u32 = 200_000;
         let mut dag = Dag::new();
@@ -455,7 +764,7 @@ mod tests {
         assert!(resolution.ready.is_empty());
         assert_eq!(resolution.skipped, (1..LENGTH).collect::<Vec<_>>());
         assert_eq!(dag.waiting_len(), 0);
-        assert!(dag.children_of.is_empty());
+        assert!(dag.is_empty());
     }
 
     fn assert_valid_order(parents: &[Vec<usize>], order: &[usize]) {
@@ -700,7 +1009,7 @@ mod tests {
 
             prop_assert!(driver.waiting.is_empty(), "never decided: {:?}", driver.waiting);
             prop_assert_eq!(driver.dag.waiting_len(), 0);
-            prop_assert!(driver.dag.children_of.is_empty());
+            prop_assert!(driver.dag.is_empty());
             let expected = reference_outcomes(&edges, &root_outcomes, &driver.cancelled);
             for (node, &outcome) in expected.iter().enumerate() {
                 prop_assert_eq!(driver.finished.get(&node), Some(&outcome), "node {}", node);

@@ -1,7 +1,8 @@
 //! `skedulr._core.ReadyQueue`: the core ready queue over integer keys, for callers that want the
 //! ordering without the engine (and for the benchmarks against `heapq`).
 
-use pyo3::exceptions::PyValueError;
+use pyo3::buffer::{PyBuffer, ReadOnlyCell};
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -80,6 +81,75 @@ fn plan_exact(keys: &Bound<'_, PyList>, priorities: &Bound<'_, PyList>) -> Optio
     Some(plan)
 }
 
+/// Priorities given as a buffer of 32- or 64-bit integers.
+enum PriorityBuffer {
+    I32(PyBuffer<i32>),
+    I64(PyBuffer<i64>),
+}
+
+/// The contiguous items of a buffer (None if it is not C-contiguous).
+fn cells<'a, T: pyo3::buffer::Element>(
+    py: Python<'a>,
+    buffer: &'a PyBuffer<T>,
+) -> Option<&'a [ReadOnlyCell<T>]> {
+    buffer.as_slice(py)
+}
+
+/// `push_many(keys, priorities)` with two C-contiguous buffers: keys of signed 64-bit integers
+/// (`array.array('q')`, or `'l'` where a long is 64 bits) and priorities of signed 32- or 64-bit
+/// integers (`'i'`, `'q'`, `'l'`). None if the inputs are not such buffers (the caller falls back).
+fn push_buffers(
+    queue: &mut CoreQueue<i64>,
+    keys: &Bound<'_, PyAny>,
+    priorities: &Bound<'_, PyAny>,
+    now_ms: i64,
+) -> Option<PyResult<()>> {
+    let py = keys.py();
+    let key_buffer = PyBuffer::<i64>::get(keys).ok()?;
+    let priority_buffer = match PyBuffer::<i32>::get(priorities) {
+        Ok(buffer) => PriorityBuffer::I32(buffer),
+        Err(_) => PriorityBuffer::I64(PyBuffer::<i64>::get(priorities).ok()?),
+    };
+    let keys = cells(py, &key_buffer)?;
+    match &priority_buffer {
+        PriorityBuffer::I32(buffer) => {
+            let priorities = cells(py, buffer)?;
+            if keys.len() != priorities.len() {
+                return Some(Err(length_mismatch(keys.len(), priorities.len())));
+            }
+            let pairs = || keys.iter().zip(priorities).map(|(k, p)| (k.get(), p.get()));
+            let mut plan = BatchPlan::default();
+            for (key, priority) in pairs() {
+                plan.add(key, priority);
+            }
+            queue.push_planned(&plan, pairs(), now_ms, now_ms);
+        }
+        PriorityBuffer::I64(buffer) => {
+            let priorities = cells(py, buffer)?;
+            if keys.len() != priorities.len() {
+                return Some(Err(length_mismatch(keys.len(), priorities.len())));
+            }
+            let mut plan = BatchPlan::default();
+            for (key, priority) in keys.iter().zip(priorities) {
+                let Ok(priority) = i32::try_from(priority.get()) else {
+                    return Some(Err(PyOverflowError::new_err(format!(
+                        "priority {} does not fit a 32-bit integer",
+                        priority.get()
+                    ))));
+                };
+                plan.add(key.get(), priority);
+            }
+            // Every priority fits (checked above).
+            let pairs = keys
+                .iter()
+                .zip(priorities)
+                .map(|(k, p)| (k.get(), p.get() as i32));
+            queue.push_planned(&plan, pairs, now_ms, now_ms);
+        }
+    }
+    Some(Ok(()))
+}
+
 fn length_mismatch(keys: usize, priorities: usize) -> PyErr {
     PyValueError::new_err(format!(
         "push_many got {keys} keys and {priorities} priorities: give one priority per key"
@@ -103,8 +173,9 @@ impl ReadyQueue {
     }
 
     /// Adds many keys, all eligible at `now_ms`, in order (as `push` one by one would):
-    /// `push_many(keys, priorities)` with two sequences of equal length (the fastest form), or
-    /// `push_many(pairs)` with `(key, priority)` pairs.
+    /// `push_many(keys, priorities)` with two sequences of equal length: lists of ints, or (the
+    /// fastest form) buffers such as `array.array('q')` keys and `array.array('i')` or `('q')`
+    /// priorities; or `push_many(pairs)` with `(key, priority)` pairs.
     #[pyo3(signature = (keys, priorities = None, *, now_ms = 0))]
     fn push_many(
         &mut self,
@@ -142,6 +213,9 @@ impl ReadyQueue {
                     }
                 }
                 _ => {
+                    if let Some(pushed) = push_buffers(&mut self.inner, keys, priorities, now_ms) {
+                        return pushed;
+                    }
                     let keys: Vec<i64> = keys.extract()?;
                     let priorities: Vec<i32> = priorities.extract()?;
                     if keys.len() != priorities.len() {
