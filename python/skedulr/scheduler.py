@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -184,11 +185,10 @@ class Scheduler:
         self._nursery: trio.Nursery | None = None
         self._stopping = False
         self._stop_requested: trio.Event | None = None
-        self._done: trio.Event | None = None
         self._trio_token: trio.lowlevel.TrioToken | None = None
         self._trio_thread: int | None = None
         self._watchdog: Watchdog | None = None
-        self._exit_stack: Any = None
+        self._exit_stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
         pools = ",".join(f"{p.name}:{p.running}/{p.size}" for p in self._pools.values())
@@ -233,8 +233,6 @@ class Scheduler:
     # ----- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Scheduler:
-        from contextlib import AsyncExitStack
-
         stack = AsyncExitStack()
         nursery = await stack.enter_async_context(trio.open_nursery())
         try:
@@ -250,8 +248,9 @@ class Scheduler:
     ) -> bool | None:
         self.stop()
         stack, self._exit_stack = self._exit_stack, None
+        assert stack is not None, "__aexit__ without __aenter__"
         try:
-            suppress: bool = await stack.__aexit__(exc_type, exc, tb)
+            suppress = await stack.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
             # Our nursery wrapped the body's own exception: hand it back to the caller as it was raised.
             if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
