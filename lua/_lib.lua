@@ -40,6 +40,7 @@ local TERMINAL = { succeeded = true, dead = true, cancelled = true, skipped = tr
 
 local function set_status(tag, h, pool, old, new)
   if old == new then return end
+  pool = pool or 'unknown' -- a damaged record must not stop the script that is ending it
   if old then rcall('HINCRBY', tag .. ':counts', pool .. '/' .. old, -1) end
   rcall('HINCRBY', tag .. ':counts', pool .. '/' .. new, 1)
   rcall('HSET', h, 'status', new)

@@ -19,15 +19,16 @@ for _, m in ipairs(rcall('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000
   rcall('ZREM', KEYS[2], m)
   local h = tkey(tag, string.sub(m, 13))
   local f = rcall('HMGET', h, 'prio', 'rms', 'status')
-  rcall('ZADD', KEYS[1], ready_score(f[1], f[2]), m)
+  -- a damaged record still moves on, to meet the check below that sends it dead
+  rcall('ZADD', KEYS[1], ready_score(tonumber(f[1]) or 0, tonumber(f[2]) or now), m)
   set_status(tag, h, pool, f[3], 'queued')
 end
 
 -- A record someone damaged (a field deleted by hand, a bad restore) goes dead with the reason, instead of
 -- breaking this script for every task behind it.
-local REQUIRED = { 'name', 'payload', 'prio', 'tmo', 'status', 'maxr', 'att', 'seq', 'm' }
+local REQUIRED = { 'name', 'payload', 'prio', 'tmo', 'status', 'maxr', 'att', 'seq', 'm', 'pool', 'rms' }
 
-local NUMERIC = { prio = true, tmo = true, maxr = true, att = true, seq = true }
+local NUMERIC = { prio = true, tmo = true, maxr = true, att = true, seq = true, rms = true }
 
 local function damaged(f)
   for i, name in ipairs(REQUIRED) do

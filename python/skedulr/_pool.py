@@ -48,7 +48,10 @@ class Pool:
 
     def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
-        nursery.start_soon(self._fetch_loop, name=f"skedulr.fetcher[{self.name}]")
+        what = f"claiming for pool {self.name}"
+        nursery.start_soon(
+            self._scheduler._outlast_outages, self._fetch_loop, what, name=f"skedulr.fetcher[{self.name}]"
+        )
         self._spawn_runners()
 
     def _spawn_runners(self) -> None:

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -41,6 +41,7 @@ from .errors import (
     JobTimeoutError,
     PermanentError,
     ResultNotSerializableError,
+    StorageError,
     UnknownJobError,
     UnknownPoolError,
 )
@@ -57,6 +58,8 @@ F = TypeVar("F", bound=JobFunction)
 _MAX_ERROR_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 32_000
 _MAX_POOL_SIZE = 10_000
+_OUTAGE_PAUSE = 0.5  # seconds between attempts while the storage is unreachable
+_OUTAGE_LOG_EVERY = 10.0  # seconds between warnings about the same outage
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,7 @@ class Scheduler:
         self._flush_lot = trio.lowlevel.ParkingLot()
         self._schedule_lot = trio.lowlevel.ParkingLot()
         self._schedules_changed = False
+        self._outage_logged: dict[str, float] = {}
         self._succeeded = 0
         self._failed = 0
         self._nursery: trio.Nursery | None = None
@@ -281,7 +285,7 @@ class Scheduler:
                         self._stopping = True
                         for pool in self._pools.values():
                             self._hand_back_rows(pool.take_backlog())
-                        await self._flush()
+                        await self._flush_or_report()
         finally:
             self._nursery = None
             self._watchdog = None
@@ -295,11 +299,14 @@ class Scheduler:
                 await services.start(self._storage.serve_hints, self._on_wake_hint, self._on_cancel_hint)
                 for pool in self._pools.values():
                     pool.start(workers)
-                services.start_soon(self._flush_loop, name="skedulr.flusher")
-                services.start_soon(self._heartbeat_loop, name="skedulr.heartbeat")
-                services.start_soon(self._reap_loop, name="skedulr.reaper")
-                services.start_soon(self._schedule_loop, name="skedulr.schedules")
-                services.start_soon(self._sweep_loop, name="skedulr.sweeper")
+                for loop, what in (
+                    (self._flush_loop, "recording outcomes"),
+                    (self._heartbeat_loop, "renewing leases"),
+                    (self._reap_loop, "reaping expired leases"),
+                    (self._schedule_loop, "firing schedules"),
+                    (self._sweep_loop, "sweeping old tasks"),
+                ):
+                    services.start_soon(self._outlast_outages, loop, what, name=f"skedulr.{loop.__name__}")
                 self._watchdog = Watchdog(self, self.block_limit)
                 await services.start(self._watchdog.run)
                 task_status.started(self)
@@ -308,6 +315,29 @@ class Scheduler:
                 workers.cancel_scope.cancel()
             services.cancel_scope.cancel()
 
+    async def _outlast_outages(self, loop: Callable[[], Awaitable[None]], what: str) -> None:
+        """Runs a background loop, restarting it after a storage error: while Redis is down every call
+        fails fast, and the worker must wait for it to come back, not die."""
+        while True:
+            try:
+                await loop()
+                return
+            except StorageError as e:
+                now = time.monotonic()
+                if now - self._outage_logged.get(what, -math.inf) >= _OUTAGE_LOG_EVERY:
+                    self._outage_logged[what] = now
+                    log.warning("storage unavailable while %s (retrying every %gs): %s", what, _OUTAGE_PAUSE, e)
+                await trio.sleep(_OUTAGE_PAUSE)
+
+    async def _flush_or_report(self) -> None:
+        """A last flush on the way out; if the storage is down, the leases run out and any instance's
+        reaper returns the tasks."""
+        try:
+            await self._flush()
+        except StorageError as e:
+            unsent = len(self._successes) + len(self._failures) + len(self._hand_backs)
+            log.error("could not record %d outcomes before stopping (%s); their leases will expire", unsent, e)
+
     async def _shutdown(self) -> None:
         """Stop claiming, hand back what was claimed but not started, give running jobs the grace
         period, then cancel them (their tasks go back to the queue without counting an attempt)."""
@@ -315,7 +345,7 @@ class Scheduler:
         for pool in self._pools.values():
             pool.wake()
             self._hand_back_rows(pool.take_backlog())
-        await self._flush()
+        await self._flush_or_report()
         with trio.move_on_after(self.shutdown_grace):
             while self._running:
                 await trio.sleep(0.01)
@@ -323,7 +353,7 @@ class Scheduler:
             attempt.stop("shutdown")
         while self._running:  # a sync job's thread cannot be interrupted: wait for it to return
             await trio.sleep(0.01)
-        await self._flush()
+        await self._flush_or_report()
 
     def _on_wake_hint(self, pool: str) -> None:
         if pool in self._pools:
@@ -684,6 +714,26 @@ class Scheduler:
         hand_backs, self._hand_backs = self._hand_backs, []
         with self._progress_lock:
             progress, self._progress = self._progress, {}
+        try:
+            await self._record(now, successes, failures, hand_backs, progress)
+        except StorageError:
+            # Keep them for the next flush: every script is safe to repeat, so a part that did get
+            # recorded is simply refused the second time.
+            self._successes[:0] = successes
+            self._failures[:0] = failures
+            self._hand_backs[:0] = hand_backs
+            with self._progress_lock:
+                self._progress = progress | self._progress
+            raise
+
+    async def _record(
+        self,
+        now: int,
+        successes: list[tuple[Any, int, bytes | None]],
+        failures: list[tuple[Any, int, str, str, int | None]],
+        hand_backs: list[Held],
+        progress: dict[Held, float],
+    ) -> None:
         if progress:
             await self._storage.set_progress_many([(h, t, p) for (h, t), p in progress.items()])
         if successes:

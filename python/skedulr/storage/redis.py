@@ -337,19 +337,32 @@ class RedisStorage:
         return self._info(fields, await self._server_now(now_ms))
 
     def _info(self, raw: Any, now: int) -> TaskInfo:
+        """A task hash as a TaskInfo. Tolerant of missing fields, so a damaged record can still be read."""
         f = _hash(raw)
+
+        def num(field: str) -> int:
+            try:
+                return int(f.get(field, 0))
+            except ValueError:
+                return 0
+
         status = _text(f.get("status", b"waiting"))
-        ready = int(f.get("rms", 0))
+        ready = num("rms")
         if status in ("scheduled", "retrying") and ready <= now:
             status = "queued"  # due: the next claim promotes it
-        parents = [tuple(e.split(":", 1)) for e in _text(f.get("parents", b"")).split("\n") if e]
+        if status not in _STATUSES:
+            status = "dead"
+        parents = [tuple(e.split(":", 1)) for e in _text(f.get("parents", b"")).split("\n") if ":" in e]
         result = f.get("res")
+        try:
+            progress = float(f.get("prog", 0))
+        except ValueError:
+            progress = 0.0
         row = (
-            _text(f["id"]), _text(f["name"]), _text(f["pool"]), status, int(f["prio"]), int(f["att"]),
-            int(f["maxr"]), int(f["ll"]), int(f["tmo"]), float(f.get("prog", 0)), int(f["cms"]), ready,
-            int(f.get("sms", 0)), int(f.get("fms", 0)), _opt(f.get("key")), _opt(f.get("err")), _opt(f.get("tb")),
-            bytes(result) if result else None, bytes(f.get("payload", b"")),
-            [(p[1], p[0]) for p in parents], _opt(f.get("sch")), int(f["seq"]),
+            _text(f.get("id", b"?")), _text(f.get("name", b"")), _text(f.get("pool", b"")), status, num("prio"),
+            num("att"), num("maxr"), num("ll"), num("tmo"), progress, num("cms"), ready, num("sms"), num("fms"),
+            _opt(f.get("key")), _opt(f.get("err")), _opt(f.get("tb")), bytes(result) if result else None,
+            bytes(f.get("payload", b"")), [(p[1], p[0]) for p in parents], _opt(f.get("sch")), num("seq"),
         )  # fmt: skip
         return TaskInfo.from_row(row)
 
@@ -384,7 +397,7 @@ class RedisStorage:
                 if not raw or isinstance(raw, Exception):
                     continue  # purged meanwhile
                 info = self._info(raw, now)
-                seq = int(_hash(raw)["seq"])
+                seq = int(_hash(raw).get("seq", 0))
                 if _matches(info, wanted, name, pool, needle):
                     if len(tasks) == limit:
                         return TaskPage(tasks, str(last_seq))
