@@ -39,6 +39,9 @@ end
 
 local out = {}
 local popped = rcall('ZPOPMIN', KEYS[1], max)
+local count = #popped / 2
+local first_token = count > 0 and rcall('INCRBY', KEYS[4], count) - count or 0
+local started = 0 -- queued -> running, counted once for the batch
 for i = 1, #popped, 2 do
   local id = string.sub(popped[i], 13)
   local h = tkey(tag, id)
@@ -51,10 +54,14 @@ for i = 1, #popped, 2 do
       'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
     end_task(tag, id, 'dead', now, key_ttl)
   else
-    local token = rcall('INCR', KEYS[4])
-    local attempt = rcall('HINCRBY', h, 'att', 1)
-    rcall('HSET', h, 'tok', token, 'own', owner, 'sms', now, 'prog', 0)
-    set_status(tag, h, pool, f[5], 'running')
+    local token = first_token + (i + 1) / 2
+    local attempt = tonumber(f[7]) + 1
+    rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'own', owner, 'sms', now, 'prog', 0)
+    if f[5] == 'queued' then
+      started = started + 1
+    else
+      set_status(tag, h, pool, f[5], 'running') -- (set_status writes the status again: harmless)
+    end
     rcall('ZADD', KEYS[3], now + lease_ms, id)
     table.insert(out, id)
     table.insert(out, token)
@@ -64,5 +71,9 @@ for i = 1, #popped, 2 do
     table.insert(out, tonumber(f[3]))
     table.insert(out, tonumber(f[4]))
   end
+end
+if started > 0 then
+  rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)
+  rcall('HINCRBY', tag .. ':counts', pool .. '/running', started)
 end
 return out

@@ -78,6 +78,7 @@ for i = 1, n do
         if not trigger_met(trigger, parent_status) then skip = true end
       else
         rcall('RPUSH', tag .. ':c:' .. parent, trigger .. ':' .. id)
+        rcall('HSET', tkey(tag, parent), 'hc', 1) -- has children: its end must resolve them
         pending = pending + 1
       end
     end
