@@ -61,3 +61,14 @@ async def test_workers_run_what_the_client_submits(redis_url: str, prefix: str) 
         assert attempts == [1, 1]  # the resubmitted task starts a fresh attempt budget
     finally:
         client.close()
+
+
+async def test_a_pool_set_through_the_client_reaches_running_workers(redis_url: str, prefix: str) -> None:
+    sched = Scheduler(RedisStorage(redis_url, prefix=prefix), max_workers=1)
+    with Client(redis_url, prefix=prefix) as client:
+        async with sched:
+            client.set_pool("reports", size=4)
+            client.set_pool("default", paused=True)
+            with trio.fail_after(5):  # the wake-up hint brings it well before the next poll
+                while sched.pools.get("reports") != 4 or not (await sched.stats()).pools["default"].paused:
+                    await trio.sleep(0.01)

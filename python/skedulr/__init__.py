@@ -9,7 +9,7 @@ from .client import Client
 from .context import JobContext
 from .middleware import AttemptOutcome, Middleware
 from .retry import ConstantBackoff, ExponentialBackoff, LinearBackoff, NoRetry, RetryPolicy
-from .scheduler import PoolStats, ScheduleInfo, Scheduler, SchedulerStats
+from .scheduler import InstanceInfo, PoolStats, ScheduleInfo, Scheduler, SchedulerStats
 from .storage import MemoryStorage, Storage
 from .storage.redis import RedisStorage
 from .task import Task, TaskInfo, TaskPage, TaskStatus
@@ -21,6 +21,7 @@ __all__ = [
     "Client",
     "ConstantBackoff",
     "ExponentialBackoff",
+    "InstanceInfo",
     "JobContext",
     "LinearBackoff",
     "MemoryStorage",

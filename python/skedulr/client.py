@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions as rex
 
+from . import _core, _validate
 from .errors import InvalidOptionError, StorageError
 from .retry import ExponentialBackoff
 from .storage._redis_io import redact_url
@@ -141,6 +142,16 @@ class Client:
     def resubmit_dead(self, *, name: str | None = None, pool: str | None = None, query: str | None = None,
                       limit: int = 1000) -> list[str]:  # fmt: skip
         return _run(self._storage.resubmit_dead(name, pool, query, limit, self._now()))
+
+    def set_pool(self, name: str, *, size: int | None = None, paused: bool | None = None) -> None:
+        """Sets a pool's size and/or pause flag for every worker (`name="*"`: pause or resume all)."""
+        if name != "*":
+            _core.validate_name("pool name", name)
+        if size is not None:
+            _validate.count("size", size, 0, 10_000)
+        if paused is not None and not isinstance(paused, bool):
+            raise InvalidOptionError(f"paused must be True, False or None, not {paused!r}")
+        _run(self._storage.set_control(name, size, paused))
 
     def list_tasks(self, *, status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
                    name: str | None = None, pool: str | None = None, query: str | None = None, limit: int = 100,

@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -58,6 +60,7 @@ F = TypeVar("F", bound=JobFunction)
 _MAX_ERROR_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 32_000
 _MAX_POOL_SIZE = 10_000
+CONTROL_HINT = "!control"  # a wake-up hint that is not a pool name: pool controls changed
 _OUTAGE_PAUSE = 0.5  # seconds between attempts while the storage is unreachable
 _OUTAGE_LOG_EVERY = 10.0  # seconds between warnings about the same outage
 
@@ -83,6 +86,29 @@ class SchedulerStats:
     succeeded: int  # attempts that succeeded in this scheduler since it was created
     failed: int  # attempts that failed (each retry counts)
     paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """A scheduler process that heartbeats into the storage (`Scheduler.instances()`)."""
+
+    id: str
+    host: str
+    pid: int
+    pools: dict[str, int]  # pool -> size
+    running: int
+    started_at: datetime
+    last_beat: datetime
+
+    @classmethod
+    def from_fields(cls, f: dict[str, str]) -> InstanceInfo:
+        pools = dict(p.rsplit(":", 1) for p in f.get("pools", "").split(",") if ":" in p)
+
+        def when(field: str) -> datetime:
+            return datetime.fromtimestamp(int(f.get(field, "0")) / 1000, tz=UTC)
+
+        return cls(f["id"], f.get("host", "?"), int(f.get("pid", "0")), {k: int(v) for k, v in pools.items()},
+                   int(f.get("running", "0")), when("started_ms"), when("beat_ms"))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +194,8 @@ class Scheduler:
         self._middleware: list[Middleware] = []
         self._clock = Clock()
         self._owner = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{self._owner:08x}"
+        self._started_ms = 0
         self._pools: dict[str, Pool] = {}
         self._pools[DEFAULT_POOL] = Pool(self, DEFAULT_POOL, _pool_size(DEFAULT_POOL, max_workers))
         for name, size in (pools or {}).items():
@@ -184,6 +212,8 @@ class Scheduler:
         self._schedule_lot = trio.lowlevel.ParkingLot()
         self._schedules_changed = False
         self._outage_logged: dict[str, float] = {}
+        self._controls_seen: dict[str, tuple[int | None, bool | None]] = {}
+        self._controls_changed = trio.Event()
         self._succeeded = 0
         self._failed = 0
         self._nursery: trio.Nursery | None = None
@@ -272,6 +302,7 @@ class Scheduler:
         if self._nursery is not None:
             raise InvalidOptionError("this scheduler is already running")
         self._clock.anchor()
+        self._started_ms = self._clock.now_ms()
         self._stopping = False
         self._stop_requested = trio.Event()
         self._trio_token = trio.lowlevel.current_trio_token()
@@ -286,6 +317,8 @@ class Scheduler:
                         for pool in self._pools.values():
                             self._hand_back_rows(pool.take_backlog())
                         await self._flush_or_report()
+                        with suppress(StorageError):  # leaving is a courtesy: the beat expires anyway
+                            await self._storage.leave_instance(self.instance_id)
         finally:
             self._nursery = None
             self._watchdog = None
@@ -305,6 +338,7 @@ class Scheduler:
                     (self._reap_loop, "reaping expired leases"),
                     (self._schedule_loop, "firing schedules"),
                     (self._sweep_loop, "sweeping old tasks"),
+                    (self._controls_loop, "reading pool controls"),
                 ):
                     services.start_soon(self._outlast_outages, loop, what, name=f"skedulr.{loop.__name__}")
                 self._watchdog = Watchdog(self, self.block_limit)
@@ -356,8 +390,45 @@ class Scheduler:
         await self._flush_or_report()
 
     def _on_wake_hint(self, pool: str) -> None:
-        if pool in self._pools:
+        if pool == CONTROL_HINT:
+            self._controls_changed.set()
+        elif pool in self._pools:
             self._pools[pool].wake()
+
+    async def set_pool(self, name: str, *, size: int | None = None, paused: bool | None = None) -> None:
+        """Sets a pool's size and/or pause flag for every instance on this storage (this one at once,
+        the others within moments). `name="*"` with `paused` pauses or resumes everything."""
+        if name != "*":
+            _core.validate_name("pool name", name)
+        if size is not None:
+            _pool_size(name, size)
+        if paused is not None and not isinstance(paused, bool):
+            raise InvalidOptionError(f"paused must be True, False or None, not {paused!r}")
+        await self._storage.set_control(name, size, paused)
+        await self._apply_controls()
+
+    async def _apply_controls(self) -> None:
+        """Applies pool controls set through the storage that changed since this instance last looked
+        (so a local `pause()` or `scale_pool()` stands until an operator changes that control)."""
+        for pool, control in (await self._storage.controls()).items():
+            if self._controls_seen.get(pool) == control:
+                continue
+            self._controls_seen[pool] = control
+            size, paused = control
+            target = None if pool == "*" else pool
+            if size is not None and target is not None:
+                self.scale_pool(target, size)
+            if paused is True:
+                self.pause(target)
+            elif paused is False:
+                self.resume(target)
+
+    async def _controls_loop(self) -> None:
+        while True:
+            await self._apply_controls()
+            with trio.move_on_after(self._storage.poll_interval or self.lease_ttl / 3):
+                await self._controls_changed.wait()
+            self._controls_changed = trio.Event()
 
     def _on_cancel_hint(self, task_id: str) -> None:
         attempt = self._running.get(task_id)
@@ -751,9 +822,25 @@ class Scheduler:
             await self._flush()
             await trio.lowlevel.checkpoint()
 
+    async def _beat_instance(self) -> None:
+        fields = {
+            "host": socket.gethostname(),
+            "pid": str(os.getpid()),
+            "pools": ",".join(f"{p.name}:{p.size}" for p in self._pools.values()),
+            "running": str(len(self._running)),
+            "started_ms": str(self._started_ms),
+        }
+        await self._storage.beat_instance(self.instance_id, fields, round(self.lease_ttl * 1000), self._clock.now_ms())
+
+    async def instances(self) -> list[InstanceInfo]:
+        """The scheduler instances (processes) that heartbeat into this storage, including this one."""
+        rows = await self._storage.instances(round(self.lease_ttl * 1000), self._clock.now_ms())
+        return sorted((InstanceInfo.from_fields(f) for f in rows), key=lambda i: i.id)
+
     async def _heartbeat_loop(self) -> None:
         lease_ms = round(self.lease_ttl * 1000)
         while True:
+            await self._beat_instance()
             await trio.sleep(self.lease_ttl / 3)
             held = [(a.handle, a.token) for a in self._running.values()]
             held += [(r[0], r[1]) for p in self._pools.values() for r in p.backlog]
@@ -821,4 +908,4 @@ def _statuses(status: TaskStatus | str | Iterable[TaskStatus | str] | None) -> l
     return out
 
 
-__all__ = ["PoolStats", "ScheduleInfo", "Scheduler", "SchedulerStats"]
+__all__ = ["InstanceInfo", "PoolStats", "ScheduleInfo", "Scheduler", "SchedulerStats"]

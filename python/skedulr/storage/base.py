@@ -54,6 +54,24 @@ class Storage(Protocol):
         task was cancelled (`on_cancel(task_id)`)."""
         ...
 
+    async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:
+        """Announces a running instance (host, pid, pools, running); it drops out `ttl_ms` after its last beat."""
+        ...
+
+    async def leave_instance(self, instance_id: str) -> None: ...
+
+    async def instances(self, ttl_ms: int, now_ms: int) -> list[dict[str, str]]:
+        """The instances that beat within `ttl_ms`, each as its fields plus "id" and "beat_ms"."""
+        ...
+
+    async def set_control(self, pool: str, size: int | None, paused: bool | None) -> None:
+        """Sets a pool's size and/or pause flag for every instance (`pool` "*": the global pause)."""
+        ...
+
+    async def controls(self) -> dict[str, tuple[int | None, bool | None]]:
+        """{pool or "*": (size, paused)} as last set through `set_control`."""
+        ...
+
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
         """Stores a task; returns (id, created). `created` is False when an idempotency key matched."""
         ...

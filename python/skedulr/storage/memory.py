@@ -41,6 +41,8 @@ class MemoryStorage:
             id_seed=int.from_bytes(os.urandom(8), "little"),
         )
         self._waiters: dict[str, trio.Event] = {}
+        self._instances: dict[str, dict[str, str]] = {}
+        self._controls: dict[str, tuple[int | None, bool | None]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryStorage tasks={len(self._engine)}>"
@@ -67,6 +69,24 @@ class MemoryStorage:
                 event = self._waiters.pop(task_id, None)
                 if event is not None:
                     event.set()
+
+    async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:
+        self._instances[instance_id] = {**fields, "id": instance_id, "beat_ms": str(now_ms)}
+
+    async def leave_instance(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
+
+    async def instances(self, ttl_ms: int, now_ms: int) -> list[dict[str, str]]:
+        await trio.lowlevel.checkpoint()
+        return [dict(f) for f in self._instances.values() if int(f["beat_ms"]) > now_ms - ttl_ms]
+
+    async def set_control(self, pool: str, size: int | None, paused: bool | None) -> None:
+        await trio.lowlevel.checkpoint()
+        old_size, old_paused = self._controls.get(pool, (None, None))
+        self._controls[pool] = (old_size if size is None else size, old_paused if paused is None else paused)
+
+    async def controls(self) -> dict[str, tuple[int | None, bool | None]]:
+        return dict(self._controls)
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
         await trio.lowlevel.checkpoint()  # an async API call always yields (Trio convention)

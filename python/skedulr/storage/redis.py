@@ -169,6 +169,41 @@ class RedisStorage:
         seconds, micros = await self._exec("TIME")
         return int(seconds) * 1000 + int(micros) // 1000
 
+    # ----- instances ------------------------------------------------------------------------------
+
+    async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:
+        keys = [self._key("instances"), self._key("inst", instance_id)]
+        pairs = [x for item in fields.items() for x in item]
+        await self._eval("instance", keys, [self.tag, self._now(now_ms), "beat", instance_id, ttl_ms, *pairs])
+
+    async def leave_instance(self, instance_id: str) -> None:
+        keys = [self._key("instances"), self._key("inst", instance_id)]
+        await self._eval("instance", keys, [self.tag, "", "leave", instance_id, 0])
+
+    async def instances(self, ttl_ms: int, now_ms: int) -> list[dict[str, str]]:
+        since = await self._server_now(now_ms) - ttl_ms
+        ids = [_text(i) for i in await self._exec("ZRANGEBYSCORE", self._key("instances"), f"({since}", "+inf")]
+        hashes = await self._exec_many([("HGETALL", self._key("inst", i)) for i in ids])
+        return [{k: _text(v) for k, v in _hash(h).items()} for h in hashes if h and not isinstance(h, Exception)]
+
+    # ----- pool controls (size and pause, for every instance) --------------------------------------
+
+    async def set_control(self, pool: str, size: int | None, paused: bool | None) -> None:
+        args = [self.tag, "", pool, "" if size is None else size, "" if paused is None else int(paused)]
+        await self._eval("control", [self._key("controls")], args)
+
+    async def controls(self) -> dict[str, tuple[int | None, bool | None]]:
+        out: dict[str, tuple[int | None, bool | None]] = {}
+        for field, value in _hash(await self._exec("HGETALL", self._key("controls"))).items():
+            pool, _, what = field.rpartition("/")
+            size, paused = out.get(pool, (None, None))
+            if what == "size":
+                size = int(value)
+            elif what == "paused":
+                paused = _text(value) == "1"
+            out[pool] = (size, paused)
+        return out
+
     # ----- submit -----------------------------------------------------------------------------------
 
     def _task_args(self, spec: Spec) -> list[Any]:

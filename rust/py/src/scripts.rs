@@ -22,4 +22,6 @@ pub const SCRIPTS: &[(&str, &str)] = lua!(
     "set_progress",
     "fire_schedule",
     "schedule",
+    "instance",
+    "control",
 );
