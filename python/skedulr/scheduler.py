@@ -60,6 +60,7 @@ F = TypeVar("F", bound=JobFunction)
 _MAX_ERROR_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 32_000
 _MAX_POOL_SIZE = 10_000
+_SWEEP_BATCH = 1000  # the most ended tasks one sweep call forgets (RedisStorage); then it is called again
 CONTROL_HINT = "!control"  # a wake-up hint that is not a pool name: pool controls changed
 _OUTAGE_PAUSE = 0.5  # seconds between attempts while the storage is unreachable
 _OUTAGE_LOG_EVERY = 10.0  # seconds between warnings about the same outage
@@ -879,9 +880,12 @@ class Scheduler:
                 await self._schedule_lot.park()
 
     async def _sweep_loop(self) -> None:
+        # A tenth of the retention, so ended tasks never outstay it by much (within 1 s to 60 s).
+        every = min(60.0, max(1.0, self._storage.retention_ms / 10_000))
         while True:
-            await trio.sleep(60.0)
-            await self._storage.sweep(self._clock.now_ms())
+            await trio.sleep(every)
+            while await self._storage.sweep(self._clock.now_ms()) >= _SWEEP_BATCH:
+                await trio.lowlevel.checkpoint()  # more than one batch was due
 
 
 def _describe(error: BaseException) -> str:

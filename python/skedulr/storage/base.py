@@ -38,6 +38,8 @@ class Storage(Protocol):
     kind: str
     # How often a fetcher with nothing to do looks again without a hint (None: never needed).
     poll_interval: float | None
+    # How long (ms) an ended task other than a dead one stays readable before `sweep` forgets it.
+    retention_ms: int
 
     def session(self) -> AbstractAsyncContextManager[None]:
         """Holds what a running scheduler needs (connections); entered for the length of `run`."""

@@ -48,6 +48,7 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
     "SCHEDULE_NOT_FOUND": lambda x: ScheduleNotFoundError(f"no schedule with id {x!r}"),
 }
 MIN_REDIS_VERSION = (6, 2)
+_SWEEP_BATCH = 1000  # ended tasks forgotten per sweep call: short scripts, called again while more are due
 
 
 def _text(value: Any) -> str:
@@ -462,7 +463,7 @@ class RedisStorage:
     async def sweep(self, now_ms: int) -> int:
         cutoff = await self._server_now(now_ms) - self.retention_ms
         keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        return len(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, 1000]))
+        return len(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
 
     # ----- schedules ----------------------------------------------------------------------------
 
