@@ -9,7 +9,8 @@ from .client import Client
 from .context import JobContext
 from .middleware import AttemptOutcome, Middleware
 from .retry import ConstantBackoff, ExponentialBackoff, LinearBackoff, NoRetry, RetryPolicy
-from .scheduler import InstanceInfo, PoolStats, ScheduleInfo, Scheduler, SchedulerStats
+from .scheduler import Scheduler
+from .stats import InstanceInfo, PoolStats, ScheduleInfo, SchedulerStats
 from .storage import MemoryStorage, Storage
 from .storage.redis import RedisStorage
 from .task import Task, TaskInfo, TaskPage, TaskStatus
