@@ -17,9 +17,6 @@ thread of the scheduler that would own the storage.
 from __future__ import annotations
 
 import functools
-import gc
-import sys
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -494,25 +491,3 @@ async def test_crash_loop_goes_dead_after_max_lease_losses() -> None:
     assert info.status.value == "dead" and info.lease_losses == 2
     assert info.attempts == 1  # lease losses are counted apart: the first was handed back uncounted
     assert info.error is not None and "lost its lease 2 times" in info.error
-
-
-def test_memory_storage_can_be_freed_from_any_thread() -> None:
-    # A Scheduler and its pools refer to each other, so its MemoryStorage is freed by the cyclic garbage
-    # collector, which runs in whichever thread happens to allocate: often a `to_thread` worker.
-    gc.collect()
-    gc.disable()
-    problems: list[Any] = []
-    hook = sys.unraisablehook
-    sys.unraisablehook = problems.append
-    try:
-        storage = MemoryStorage()
-        cycle: list[Any] = [storage]
-        cycle.append(cycle)
-        del storage, cycle
-        collector = threading.Thread(target=gc.collect)
-        collector.start()
-        collector.join()
-    finally:
-        sys.unraisablehook = hook
-        gc.enable()
-    assert [str(p.exc_value) for p in problems] == []

@@ -8,8 +8,6 @@ import array
 import gc
 import io
 import itertools
-import sys
-import threading
 from typing import Any
 
 import pytest
@@ -261,23 +259,3 @@ def test_matches_a_fixpoint_reference(graph: tuple[int, list[list[tuple[int, str
         outcome.update(dict.fromkeys(got_skipped, "skipped"))
     assert len(outcome) == n, "a node was never decided"
     assert len(dag) == 0
-
-
-def test_can_be_freed_from_any_thread() -> None:
-    gc.collect()
-    gc.disable()
-    problems: list[Any] = []
-    hook = sys.unraisablehook
-    sys.unraisablehook = problems.append
-    try:
-        dag = _core.Dag()
-        cycle: list[Any] = [dag]
-        cycle.append(cycle)
-        del dag, cycle
-        collector = threading.Thread(target=gc.collect)
-        collector.start()
-        collector.join()
-    finally:
-        sys.unraisablehook = hook
-        gc.enable()
-    assert [str(p.exc_value) for p in problems] == []

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import sys
-import threading
 from typing import Any
 
 from hypothesis import given, settings
@@ -142,23 +139,3 @@ def test_matches_a_reference(ops: list[tuple[Any, ...]]) -> None:
             assert t.holds(k, tok)
         for k, tok in fenced.items():
             assert not t.holds(k, tok)
-
-
-def test_can_be_freed_from_any_thread() -> None:
-    gc.collect()
-    gc.disable()
-    problems: list[Any] = []
-    hook = sys.unraisablehook
-    sys.unraisablehook = problems.append
-    try:
-        table = _core.LeaseTable()
-        cycle: list[Any] = [table]
-        cycle.append(cycle)
-        del table, cycle
-        collector = threading.Thread(target=gc.collect)
-        collector.start()
-        collector.join()
-    finally:
-        sys.unraisablehook = hook
-        gc.enable()
-    assert [str(p.exc_value) for p in problems] == []

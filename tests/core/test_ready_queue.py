@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import array
-import gc
-import sys
-import threading
 from typing import Any
 
 import pytest
@@ -205,23 +202,3 @@ def test_matches_a_sorted_reference(ops: list[tuple[Any, ...]]) -> None:
             assert nra in {v[1] for v in ref.values()}
         for key in range(16):
             assert (key in q) is (key in ref)
-
-
-def test_can_be_freed_from_any_thread() -> None:
-    gc.collect()
-    gc.disable()
-    problems: list[Any] = []
-    hook = sys.unraisablehook
-    sys.unraisablehook = problems.append
-    try:
-        q = _core.ReadyQueue()
-        cycle: list[Any] = [q]
-        cycle.append(cycle)
-        del q, cycle
-        collector = threading.Thread(target=gc.collect)
-        collector.start()
-        collector.join()
-    finally:
-        sys.unraisablehook = hook
-        gc.enable()
-    assert [str(p.exc_value) for p in problems] == []
