@@ -16,8 +16,16 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:seq, {p}:token      counters (submission order, fencing tokens)
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty
   channel {p}:cancel      a task id, published when a running task is cancelled
-Task hash fields: id name pool payload prio maxr tmo key status att ll prog cms rms sms fms err tb res
-  seq m (queue member: 12 hex digits of seq, then the id) tok own (lease token, owner) parents pend sch
+Task hash fields (the id is the key's suffix; a field left out reads as its default):
+  spec    "<name> <timeout_ms> <priority>\n" then the payload: what a worker needs, returned by the claim as
+          one string so the hot path reads one field instead of four
+  pool prio maxr seq status rms cms      always written at submit
+  key parents sch                        written when the task has them
+  att ll prog sms fms pend (default 0)   attempt, lease losses, progress, started/finished ms, open parents
+  tok err tb res                         lease token of the running attempt, last error and traceback, result
+  slow    "1" when ending the task needs end_task's general path: it has an idempotency key, DAG
+          children, or an earlier attempt's error to clear. succeed.lua's fast path handles the rest.
+A queue member is member(seq, id): 12 hex digits of seq (FIFO within a priority), then the id.
 ]]
 
 local rcall = redis.call
@@ -26,6 +34,15 @@ local SHIFT = 4398046511104 -- 2^42
 
 local function tkey(tag, id) return tag .. ':t:' .. id end
 
+-- Calls `cmd key items...` in chunks of an even size: Lua's unpack takes at most about 8,000 values.
+local function call_in_chunks(cmd, key, items)
+  for i = 1, #items, 4000 do
+    rcall(cmd, key, unpack(items, i, math.min(i + 3999, #items)))
+  end
+end
+
+local function member(seq, id) return string.format('%012x', tonumber(seq) or 0) .. id end
+
 local function now_or_server(arg)
   if arg and arg ~= '' then return tonumber(arg) end
   local t = rcall('TIME')
@@ -33,7 +50,7 @@ local function now_or_server(arg)
 end
 
 local function ready_score(prio, ready_ms)
-  return (1000 - tonumber(prio)) * SHIFT + math.max(0, tonumber(ready_ms) - EPOCH)
+  return (1000 - (tonumber(prio) or 0)) * SHIFT + math.max(0, tonumber(ready_ms) - EPOCH)
 end
 
 local TERMINAL = { succeeded = true, dead = true, cancelled = true, skipped = true }
@@ -49,16 +66,16 @@ end
 -- Puts a task whose conditions hold into its pool's queue, as queued or scheduled.
 local function make_ready(tag, id, now)
   local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'm', 'status')
-  local pool, ready_ms = f[1], math.max(tonumber(f[3]), now)
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status')
+  local pool, ready_ms = f[1], math.max(tonumber(f[3]) or now, now)
   rcall('HSET', h, 'rms', ready_ms)
   if ready_ms > now then
-    rcall('ZADD', tag .. ':d:' .. pool, ready_ms, f[4])
+    rcall('ZADD', tag .. ':d:' .. pool, ready_ms, member(f[4], id))
     set_status(tag, h, pool, f[5], 'scheduled')
   else
     local rkey = tag .. ':r:' .. pool
     if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
-    rcall('ZADD', rkey, ready_score(f[2], ready_ms), f[4])
+    rcall('ZADD', rkey, ready_score(f[2], ready_ms), member(f[4], id))
     set_status(tag, h, pool, f[5], 'queued')
   end
 end
@@ -84,7 +101,7 @@ local function end_task(tag, id, status, now, key_ttl)
       rcall('HSET', h, 'err', 'skipped: a DAG condition of this task can no longer be met')
     end
     if st == 'dead' then
-      rcall('ZADD', tag .. ':dead', f[4], tid)
+      rcall('ZADD', tag .. ':dead', tonumber(f[4]) or 0, tid)
     else
       rcall('ZADD', tag .. ':ended', now, tid)
     end
@@ -115,12 +132,13 @@ end
 -- Returns a running task to its queue without counting the attempt, keeping its place in line.
 local function requeue_unstarted(tag, id, now)
   local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'm', 'status')
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status')
   rcall('HINCRBY', h, 'att', -1)
-  rcall('HSET', h, 'sms', 0, 'tok', '', 'own', '')
+  rcall('HSET', h, 'sms', 0, 'tok', '')
+  rcall('HDEL', h, 'prog')
   local rkey = tag .. ':r:' .. f[1]
   if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', f[1]) end
-  rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3]), now)), f[4])
+  rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3]) or now, now)), member(f[4], id))
   set_status(tag, h, f[1], f[5], 'queued')
 end
 

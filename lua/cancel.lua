@@ -10,7 +10,7 @@ Errors: "NOT_FOUND <id>". A running task's id is published on {p}:cancel so its 
 
 local tag, id = ARGV[1], ARGV[4]
 local now = now_or_server(ARGV[2])
-local f = rcall('HMGET', KEYS[1], 'status', 'pool', 'm', 'tok')
+local f = rcall('HMGET', KEYS[1], 'status', 'pool', 'seq', 'tok')
 local status = f[1]
 if not status then return redis.error_reply('NOT_FOUND ' .. id) end
 if TERMINAL[status] then return { 0, status } end
@@ -21,9 +21,9 @@ if status == 'running' then
   rcall('HSET', KEYS[1], 'tok', '')
   rcall('PUBLISH', tag .. ':cancel', id)
 elseif status == 'queued' then
-  rcall('ZREM', tag .. ':r:' .. f[2], f[3])
+  rcall('ZREM', tag .. ':r:' .. f[2], member(f[3], id))
 elseif status == 'scheduled' or status == 'retrying' then
-  rcall('ZREM', tag .. ':d:' .. f[2], f[3])
+  rcall('ZREM', tag .. ':d:' .. f[2], member(f[3], id))
 end -- a waiting task stays in its parents' child lists, where a non-waiting status is ignored
 rcall('HSET', KEYS[1], 'err', 'cancelled')
 end_task(tag, id, 'cancelled', now, tonumber(ARGV[3]))

@@ -11,13 +11,14 @@ local now = now_or_server(ARGV[2])
 if not holds(tag, id, token) then return 0 end
 rcall('ZREM', KEYS[1], id)
 local h = tkey(tag, id)
-rcall('HSET', h, 'err', ARGV[6], 'tb', ARGV[7], 'tok', '')
-local f = rcall('HMGET', h, 'att', 'maxr', 'pool', 'm', 'prio')
-if delay ~= '' and tonumber(f[1]) <= tonumber(f[2]) then
+rcall('HSET', h, 'err', ARGV[6], 'tb', ARGV[7], 'tok', '', 'slow', 1)
+rcall('HDEL', h, 'prog')
+local f = rcall('HMGET', h, 'att', 'maxr', 'pool', 'seq')
+if delay ~= '' and f[3] and (tonumber(f[1]) or 0) <= (tonumber(f[2]) or 0) then
   local at = now + tonumber(delay)
   rcall('HSET', h, 'rms', at)
   if at > now then
-    rcall('ZADD', tag .. ':d:' .. f[3], at, f[4])
+    rcall('ZADD', tag .. ':d:' .. f[3], at, member(f[4], id))
     set_status(tag, h, f[3], 'running', 'retrying')
   else
     make_ready(tag, id, now)

@@ -29,12 +29,10 @@ end
 local id = ARGV[6]
 local seq = rcall('INCR', KEYS[3])
 local h = tkey(tag, id)
-rcall('HSET', h, 'id', id, 'name', s[1], 'pool', s[2], 'payload', s[3], 'prio', s[4], 'maxr', s[5],
-  'tmo', s[6], 'att', 0, 'll', 0, 'prog', 0, 'cms', now, 'rms', now, 'sms', 0, 'fms', 0, 'seq', seq,
-  'm', string.format('%012x', seq) .. id, 'parents', '', 'pend', 0, 'sch', sid)
+rcall('HSET', h, 'spec', s[1] .. ' ' .. s[6] .. ' ' .. s[4] .. '\n' .. s[3], 'pool', s[2], 'prio', s[4],
+  'maxr', s[5], 'seq', seq, 'cms', now, 'rms', now, 'sch', sid)
 set_status(tag, h, s[2], nil, 'waiting')
 rcall('ZADD', KEYS[4], seq, id)
-rcall('SADD', tag .. ':pools', s[2])
 make_ready(tag, id, now)
 rcall('HSET', KEYS[2], 'last_task', id, 'last_fire', now)
 rcall('HINCRBY', KEYS[2], 'fired', 1)

@@ -10,33 +10,37 @@ local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
 local refused = {}
+local released = {} -- lease members, removed in one call
+local ended = {} -- score/member pairs of the fast path's ended set, added in one call
 local ended_per_pool = {} -- the count table is updated once per pool, not once per task
 for i = 4, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'status', 'tok', 'pool', 'key', 'hc', 'err')
+  local f = rcall('HMGET', h, 'status', 'tok', 'slow', 'pool')
   if f[1] == 'running' and f[2] == token then
-    rcall('ZREM', KEYS[1], id)
-    if f[6] then rcall('HDEL', h, 'err', 'tb') end
-    if result ~= '' then rcall('HSET', h, 'res', result) end
-    if f[5] or not f[3] then
-      -- the general path: DAG children to resolve (or a damaged record)
-      rcall('HSET', h, 'prog', 1, 'tok', '')
+    released[#released + 1] = id
+    if f[3] or not f[4] then
+      -- the general path: a key's window, DAG children, an old error to clear (or a damaged record)
+      rcall('HDEL', h, 'err', 'tb', 'prog')
+      if result ~= '' then rcall('HSET', h, 'res', result) end
       end_task(tag, id, 'succeeded', now, key_ttl)
     else
-      rcall('HSET', h, 'status', 'succeeded', 'fms', now, 'prog', 1, 'tok', '')
-      rcall('ZADD', tag .. ':ended', now, id)
-      if f[4] then
-        local kk = tag .. ':k:' .. f[4]
-        if rcall('GET', kk) == id then rcall('PEXPIRE', kk, key_ttl) end
+      if result ~= '' then
+        rcall('HSET', h, 'status', 'succeeded', 'fms', now, 'res', result)
+      else
+        rcall('HSET', h, 'status', 'succeeded', 'fms', now)
       end
-      ended_per_pool[f[3]] = (ended_per_pool[f[3]] or 0) + 1
+      ended[#ended + 1] = now
+      ended[#ended + 1] = id
+      ended_per_pool[f[4]] = (ended_per_pool[f[4]] or 0) + 1
     end
   else
-    table.insert(refused, id)
-    table.insert(refused, token)
+    refused[#refused + 1] = id
+    refused[#refused + 1] = token
   end
 end
+call_in_chunks('ZREM', KEYS[1], released)
+call_in_chunks('ZADD', tag .. ':ended', ended)
 for pool, n in pairs(ended_per_pool) do
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', -n)
   rcall('HINCRBY', tag .. ':counts', pool .. '/succeeded', n)

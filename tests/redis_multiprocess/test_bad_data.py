@@ -8,8 +8,10 @@ from redis_workers import Cluster, cluster_fixture, wait_for  # noqa: F401
 
 from skedulr import Task, TaskStatus
 
-# The fields lua/claim.lua checks before it runs a task (its REQUIRED list).
-CHECKED_AT_CLAIM = ("name", "payload", "prio", "tmo", "status", "maxr", "att", "seq", "m")
+# The fields lua/claim.lua checks before it runs a task (its `damaged` function).
+CHECKED_AT_CLAIM = ("spec", "status", "pool")
+# Fields the scripts read with a default: a task that lost one still runs to an end.
+DEFAULTED = ("prio", "maxr", "seq", "rms", "cms")
 
 
 def _fields(r: redis.Redis, cluster: Cluster, task_id: str, *names: str) -> list[str]:
@@ -79,24 +81,38 @@ def test_damaged_records_and_unparseable_payloads_fail_their_own_task_only(clust
 def test_a_damaged_record_reads_back_as_dead_with_its_reason(cluster: Cluster) -> None:
     client = cluster.client()
     r = cluster.redis()
-    bad = _damaged_queued_task(cluster, "tmo")
+    bad = _damaged_queued_task(cluster, "spec")
     worker = cluster.spawn()
     wait_for(lambda: _status(r, cluster, bad) == "dead" or not worker.alive, 10, "the damaged task to go dead")
     _good_task_succeeds(cluster, {worker.pid})
     info = client.get(bad)
-    assert info.status is TaskStatus.DEAD and "tmo" in (info.error or ""), info
+    assert info.status is TaskStatus.DEAD and "spec" in (info.error or ""), info
     listed = {t.id for t in client.list_tasks(limit=10).tasks}
     assert bad in listed and len(listed) == 2
 
 
-def test_a_task_that_lost_its_pool_field_does_not_kill_the_worker(cluster: Cluster) -> None:
+def test_tasks_that_lost_a_defaulted_field_still_run_and_fail_normally(cluster: Cluster) -> None:
+    client = cluster.client()
     r = cluster.redis()
-    bad = _damaged_queued_task(cluster, "pool")
+    quick = {field: _damaged_queued_task(cluster, field) for field in DEFAULTED}
+    failing = {}
+    for field in DEFAULTED:
+        failing[field] = client.submit(Task("slow", payload="not-a-number", max_retries=1))
+        assert r.hdel(cluster.key("t", failing[field]), field) == 1
     worker = cluster.spawn()
     wait_for(
-        lambda: _status(r, cluster, bad) in ("dead", "succeeded") or not worker.alive,
+        lambda: (
+            (
+                all(_status(r, cluster, i) == "succeeded" for i in quick.values())
+                and all(_status(r, cluster, i) in ("retrying", "dead") for i in failing.values())
+            )
+            or not worker.alive
+        ),
         10,
-        lambda: f"the task without a pool to end\n{worker.log()}",
+        lambda: (
+            f"the tasks to run: {[_status(r, cluster, i) for i in (*quick.values(), *failing.values())]}\n"
+            f"{worker.log()}"
+        ),
     )
     _good_task_succeeds(cluster, {worker.pid})
 

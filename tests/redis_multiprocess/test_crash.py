@@ -59,7 +59,7 @@ def test_sigkill_mid_run_loses_nothing_and_reruns_only_what_the_dead_process_hel
     runs = cluster.runs()
     never_ran = [i for i in ids if not runs.get(i)]
     assert not never_ran, f"{len(never_ran)} succeeded tasks never ran, e.g. {never_ran[:3]}"
-    reaped = {i for i, row in rows.items() if int(row[1]) > 0}  # lost a lease: was held by the victim
+    reaped = {i for i, row in rows.items() if int(row[1] or 0) > 0}  # lost a lease: was held by the victim
     assert reaped, "no lease of the killed worker was reaped: it held no task when it was killed?"
 
     for task_id, pids in runs.items():

@@ -222,7 +222,7 @@ class RedisStorage:
                 f"payload of {len(payload)} bytes is over the {self.max_payload_bytes}-byte cap: store large data "
                 "elsewhere and pass a reference"
             )
-        return [task_id, name, pool, payload, priority, max_retries, timeout_ms, key or "",
+        return [task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
                 "" if run_at_ms is None else run_at_ms, "\n".join(f"{t}:{p}" for p, t in parents)]  # fmt: skip
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
@@ -249,13 +249,13 @@ class RedisStorage:
 
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        args = [self.tag, self._now(now_ms), pool, max_tasks, owner, lease_ms, self.key_ttl_ms]
+        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
         flat = await self._eval("claim", keys, args)
         rows: list[ClaimRow] = []
-        for i in range(0, len(flat), 7):
-            task_id = _text(flat[i])
-            rows.append((task_id, int(flat[i + 1]), task_id, _text(flat[i + 2]), bytes(flat[i + 3]),
-                         int(flat[i + 4]), int(flat[i + 5]), int(flat[i + 6])))  # fmt: skip
+        for i in range(0, len(flat), 4):
+            task_id = flat[i].decode()
+            name, timeout_ms, priority, payload = _unpack_spec(flat[i + 3])
+            rows.append((task_id, flat[i + 1], task_id, name, payload, flat[i + 2], priority, timeout_ms))
         return rows
 
     async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
@@ -370,9 +370,9 @@ class RedisStorage:
         fields = await self._exec("HGETALL", self._key("t", task_id))
         if not fields:
             raise TaskNotFoundError(f"no task with id {task_id!r}")
-        return self._info(fields, await self._server_now(now_ms))
+        return self._info(task_id, fields, await self._server_now(now_ms))
 
-    def _info(self, raw: Any, now: int) -> TaskInfo:
+    def _info(self, task_id: str, raw: Any, now: int) -> TaskInfo:
         """A task hash as a TaskInfo. Tolerant of missing fields, so a damaged record can still be read."""
         f = _hash(raw)
 
@@ -382,6 +382,7 @@ class RedisStorage:
             except ValueError:
                 return 0
 
+        name, timeout_ms, _, payload = _unpack_spec(f.get("spec", b""), damaged_ok=True)
         status = _text(f.get("status", b"waiting"))
         ready = num("rms")
         if status in ("scheduled", "retrying") and ready <= now:
@@ -391,14 +392,14 @@ class RedisStorage:
         parents = [tuple(e.split(":", 1)) for e in _text(f.get("parents", b"")).split("\n") if ":" in e]
         result = f.get("res")
         try:
-            progress = float(f.get("prog", 0))
+            progress = 1.0 if status == "succeeded" else float(f.get("prog", 0))
         except ValueError:
             progress = 0.0
         row = (
-            _text(f.get("id", b"?")), _text(f.get("name", b"")), _text(f.get("pool", b"")), status, num("prio"),
-            num("att"), num("maxr"), num("ll"), num("tmo"), progress, num("cms"), ready, num("sms"), num("fms"),
-            _opt(f.get("key")), _opt(f.get("err")), _opt(f.get("tb")), bytes(result) if result else None,
-            bytes(f.get("payload", b"")), [(p[1], p[0]) for p in parents], _opt(f.get("sch")), num("seq"),
+            task_id, name, _text(f.get("pool", b"")), status, num("prio"), num("att"), num("maxr"), num("ll"),
+            timeout_ms, progress, num("cms"), ready, num("sms"), num("fms"), _opt(f.get("key")), _opt(f.get("err")),
+            _opt(f.get("tb")), bytes(result) if result else None, payload, [(p[1], p[0]) for p in parents],
+            _opt(f.get("sch")), num("seq"),
         )  # fmt: skip
         return TaskInfo.from_row(row)
 
@@ -429,10 +430,10 @@ class RedisStorage:
                 return TaskPage(tasks, None)
             ids = [_text(member) for member, _score in batch]
             hashes = await self._exec_many([("HGETALL", self._key("t", i)) for i in ids])
-            for raw in hashes:
+            for task_id, raw in zip(ids, hashes, strict=True):
                 if not raw or isinstance(raw, Exception):
                     continue  # purged meanwhile
-                info = self._info(raw, now)
+                info = self._info(task_id, raw, now)
                 seq = int(_hash(raw).get("seq", 0))
                 if _matches(info, wanted, name, pool, needle):
                     if len(tasks) == limit:
@@ -544,6 +545,24 @@ class RedisStorage:
                     continue
                 channel, data = message
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))
+
+
+def _pack_spec(name: str, timeout_ms: int, priority: int, payload: bytes) -> bytes:
+    """The task hash's "spec" field (lua/_lib.lua): what a worker needs to run an attempt, in one field."""
+    return f"{name} {timeout_ms} {priority}\n".encode() + payload
+
+
+def _unpack_spec(raw: bytes, *, damaged_ok: bool = False) -> tuple[str, int, int, bytes]:
+    """(name, timeout_ms, priority, payload) of a "spec" field. The claim script only hands out well-formed
+    ones; a listing of a damaged record reads as an empty name."""
+    head, _, payload = raw.partition(b"\n")
+    try:
+        name, timeout_ms, priority = head.decode().split(" ")
+        return name, int(timeout_ms), int(priority), payload
+    except ValueError:
+        if not damaged_ok:
+            raise
+        return "", 0, 0, b""
 
 
 def _wall_ms() -> int:
