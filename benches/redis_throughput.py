@@ -219,6 +219,7 @@ class Context:
     jobs: int
     rows: list[Row] = field(default_factory=list)
     one_worker_cpu_per_job: float | None = None  # W1's worker + Redis µs per job, for W1x2
+    last_drain_calls: dict[str, int] = field(default_factory=dict)  # Redis commandstats calls of the last drain
 
     def add(self, *rows: Row) -> None:
         self.rows.extend(rows)
@@ -257,12 +258,14 @@ async def _drain(sched: Scheduler, workers: list[Worker], ctx: Context, jobs: in
     """Resumes the paused workers and waits until every job is over. Returns (seconds, worker CPU s,
     Redis CPU s) over the drain."""
     cpu0 = [w.cpu() for w in workers]
+    ctx.client.config_resetstat()
     r0 = redis_cpu(ctx.client)
     t0 = time.perf_counter()
     await sched.set_pool("*", paused=False)
     await sched.join(poll=0.002)
     t1 = time.perf_counter()
     r1 = redis_cpu(ctx.client)
+    ctx.last_drain_calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in ctx.client.info("commandstats").items()}
     cpu1 = [w.cpu() for w in workers]
     counts = (await sched.stats()).counts
     if counts["succeeded"] != jobs:
@@ -318,6 +321,7 @@ async def part_w1(ctx: Context) -> None:
         Row("W1", "(c) drain, 1 worker process", n / seconds, "jobs/s", (">=", 60_000)),
         Row("W1", "(c) worker CPU per job", worker_s / n * 1e6, "µs", ("<=", 15)),
         Row("W1", "(c) Redis CPU per job", redis_s / n * 1e6, "µs", ("<=", 8)),
+        Row("W1", "(c) jobs per script call", n / max(1, ctx.last_drain_calls.get("evalsha", 0)), "jobs"),
     )
 
 

@@ -7,7 +7,8 @@ ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
 ARGV[4] n            number of tasks; then 8 fields per task, in batch order (parents before children):
         id, spec (see _lib), pool, priority, max_retries, key ("" = none), run_at_ms ("" = now),
         parents ("trigger:id" joined by "\n", "" = none)
-Returns: a flat array id1, created1, id2, created2, ... (created 0 when an idempotency key matched).
+Returns: a flat array position1, holder1, ... for the tasks an idempotency key matched (position in the
+batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
 Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written).
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
@@ -84,8 +85,8 @@ for i = 1, n do
   local holder = key ~= '' and rcall('GET', tag .. ':k:' .. key)
   if holder then
     actual[id] = holder
+    out[#out + 1] = i
     out[#out + 1] = holder
-    out[#out + 1] = 0
   else
     local seq = first_seq + i
     local h = tkey(tag, id)
@@ -112,8 +113,6 @@ for i = 1, n do
       rcall('HINCRBY', tag .. ':counts', pool .. '/waiting', 1)
       link_parents(id, h, split_parents(parents), actual)
     end
-    out[#out + 1] = id
-    out[#out + 1] = 1
   end
 end
 

@@ -385,3 +385,59 @@ async def test_timed_out_sync_jobs_keep_their_slot(sched):
         elapsed = time.monotonic() - t0
     assert gauge.max == 2
     assert elapsed >= 0.29  # two rounds of two threads
+
+
+# ----- claiming ahead ----------------------------------------------------------------------------------------
+
+
+async def test_a_pool_of_short_jobs_claims_ahead_and_one_of_long_jobs_does_not(sched, autojump_clock):
+    s = sched(max_workers=2)
+    s.scale_pool("slow", 2)
+    held = {"default": 0, "slow": 0}  # most tasks a pool held at once: running plus claimed ahead
+
+    async def note(pool: str) -> None:
+        stats = (await s.stats()).pools[pool]
+        held[pool] = max(held[pool], stats.running + stats.prefetched)
+
+    @s.job("short")
+    async def short(ctx):
+        await note("default")
+        await trio.sleep(0.01)
+
+    @s.job("long")
+    async def long(ctx):
+        await note("slow")
+        await trio.sleep(5)
+
+    async with s:
+        ids = [await s.submit(Task("short")) for _ in range(30)]
+        ids += [await s.submit(Task("long", pool="slow")) for _ in range(8)]
+        for task_id in ids:
+            await s.wait(task_id)
+    assert 2 < held["default"] <= 4, held  # claimed beyond its 2 runners, at most its size ahead
+    assert held["slow"] <= 2, held
+
+
+async def test_a_prefetched_task_that_is_cancelled_never_runs(sched, autojump_clock):
+    s = sched(max_workers=1)
+    ran = []
+
+    @s.job("short")
+    async def short(ctx):
+        ran.append(ctx.payload.decode())
+        await trio.sleep(0.3 if ctx.payload == b"blocker" else 0.01)
+
+    async with s:
+        for task_id in [await s.submit(Task("short", "warm-up")) for _ in range(3)]:
+            await s.wait(task_id)  # the pool now knows its jobs are short
+        blocker = await s.submit(Task("short", "blocker"))
+        victim = await s.submit(Task("short", "victim"))
+        while (await s.stats()).pools["default"].prefetched == 0:
+            await trio.sleep(0.001)
+        assert await s.get(blocker) and "victim" not in ran
+        assert await s.cancel(victim)
+        assert (await s.stats()).pools["default"].prefetched == 0
+        await s.wait(blocker)
+        await trio.sleep(1)
+    assert "victim" not in ran
+    assert (await s.get(victim)).status is TaskStatus.CANCELLED

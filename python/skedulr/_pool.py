@@ -1,5 +1,11 @@
-"""A named worker pool: one fetcher that claims only for free runner slots, and fixed runner tasks fed
-from a deque (DESIGN.md §4: faster than a memory channel or a task per job).
+"""A named worker pool: one fetcher that claims for free runner slots, and fixed runner tasks fed from a
+deque (DESIGN.md §4: faster than a memory channel or a task per job).
+
+While the pool's jobs are short (their average under `PREFETCH_BELOW` seconds) the fetcher also claims
+up to `size` tasks ahead: a runner that finishes starts the next task at once instead of waiting for a
+claim round trip, which would otherwise idle every runner between two short jobs. A prefetched task
+waits at most about one short job; pools of long jobs never prefetch, so no task waits behind a long job
+while another instance has room. Prefetched tasks are leased and renewed like running ones.
 
 The pool never runs more jobs than its size: runners start a job only while `running < size`, and a
 timed-out sync job keeps its runner until its thread returns.
@@ -13,10 +19,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .storage.base import ClaimRow
+from .storage.base import ClaimRow, Held
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
+
+PREFETCH_BELOW = 1.0  # seconds: a pool whose jobs take less than this on average claims ahead
+_SMOOTHING = 0.1  # weight of the newest job in the running average of job durations
 
 
 class Pool:
@@ -33,6 +42,7 @@ class Pool:
         self._fetcher_lot = trio.lowlevel.ParkingLot()
         self._woken = False
         self._nursery: trio.Nursery | None = None
+        self.average_job_seconds = math.inf  # unknown until a job has run: no prefetch
 
     def __repr__(self) -> str:
         paused = " paused" if self.paused else ""
@@ -44,7 +54,15 @@ class Pool:
 
     @property
     def free_slots(self) -> int:
-        return self.size - self.running - len(self.backlog)
+        """How many more tasks the fetcher may claim: free runners, plus `size` ahead while jobs are short."""
+        ahead = self.size if self.average_job_seconds < PREFETCH_BELOW else 0
+        return self.size + ahead - self.running - len(self.backlog)
+
+    def _job_took(self, seconds: float) -> None:
+        if self.average_job_seconds == math.inf:
+            self.average_job_seconds = seconds
+        else:
+            self.average_job_seconds += _SMOOTHING * (seconds - self.average_job_seconds)
 
     def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -77,6 +95,13 @@ class Pool:
         """Tells the fetcher to look again: work may be there, or a slot came free."""
         self._woken = True
         self._fetcher_lot.unpark_all()
+
+    def drop_from_backlog(self, held: set[Held]) -> None:
+        """Forgets claimed, unstarted tasks whose (handle, token) is in `held`: cancelled, or their lease lost."""
+        if any((row[0], row[1]) in held for row in self.backlog):
+            kept = [row for row in self.backlog if (row[0], row[1]) not in held]
+            self.backlog.clear()
+            self.backlog.extend(kept)
 
     def take_backlog(self) -> list[ClaimRow]:
         rows = list(self.backlog)
@@ -133,10 +158,12 @@ class Pool:
                         if self.backlog and self.running < self.size and not (s._stopping or self.is_paused):
                             row = self.backlog.popleft()
                             self.running += 1
+                            began = trio.current_time()
                             try:
                                 await s._run_attempt(self, row, scope)
                             finally:
                                 self.running -= 1
+                                self._job_took(trio.current_time() - began)
                                 self.wake()
                         else:
                             await self._runner_lot.park()

@@ -371,6 +371,13 @@ class Scheduler:
         attempt = self._running.get(task_id)
         if attempt is not None:
             attempt.stop("cancel")
+        self._drop_unstarted({(r[0], r[1]) for p in self._pools.values() for r in p.backlog if r[2] == task_id})
+
+    def _drop_unstarted(self, held: set[Held]) -> None:
+        """Forgets claimed tasks not started yet (a pool's prefetched backlog) that must not start: cancelled
+        ones, and those whose lease was lost. `held`: their (handle, token)."""
+        for pool in self._pools.values():
+            pool.drop_from_backlog(held)
 
     # ----- pools ----------------------------------------------------------------------------------
 
@@ -515,6 +522,8 @@ class Scheduler:
         attempt = self._running.get(task_id)
         if lease is not None and attempt is not None and (attempt.handle, attempt.token) == tuple(lease):
             attempt.stop("cancel")
+        if lease is not None:
+            self._drop_unstarted({(lease[0], lease[1])})
         if cancelled:
             self._wake_all()  # DAG children of the cancelled task may have become ready
         return cancelled
@@ -568,7 +577,9 @@ class Scheduler:
             for status, n in counts.items():
                 totals[status] += n
         pools = {
-            name: PoolStats(name, p.size, p.running, p.paused, per_pool.get(name, {s.value: 0 for s in TaskStatus}))
+            name: PoolStats(
+                name, p.size, p.running, p.paused, per_pool.get(name, {s.value: 0 for s in TaskStatus}), len(p.backlog)
+            )
             for name, p in self._pools.items()
         }
         return SchedulerStats(pools, totals, len(self._running), self._succeeded, self._failed, self._paused)
@@ -787,6 +798,7 @@ class Scheduler:
             for attempt in list(self._running.values()):
                 if (attempt.handle, attempt.token) in lost:
                     attempt.stop("lease")
+            self._drop_unstarted(lost)
 
     async def _reap_loop(self) -> None:
         while True:
@@ -796,6 +808,7 @@ class Scheduler:
                 attempt = self._running.get(task_id)
                 if attempt is not None and attempt.token == token:
                     attempt.stop("lease")
+            self._drop_unstarted({(handle, token) for handle, token, _, _ in reaped})
             if reaped:
                 self._wake_all()
 

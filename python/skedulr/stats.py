@@ -16,6 +16,7 @@ class PoolStats:
     running: int
     paused: bool
     counts: dict[str, int]  # status -> tasks of this pool in the storage
+    prefetched: int = 0  # tasks claimed here ahead of a free runner (while the pool's jobs are short)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,7 +229,7 @@ class RedisStorage:
         return (await self.submit_many([spec], now_ms))[0]
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
-        specs = [(s[0] or os.urandom(8).hex(), *s[1:]) for s in specs]
+        specs = [(s[0] or _new_id(), *s[1:]) for s in specs]
         index = {s[0]: i for i, s in enumerate(specs)}
         if len(index) != len(specs):
             dup = next(s[0] for s in specs if sum(1 for t in specs if t[0] == s[0]) > 1)
@@ -238,12 +238,19 @@ class RedisStorage:
             if any(p == s[0] for p, _ in s[9]):
                 raise CycleError(f"task {s[0]!r} names itself as a parent")
         order = _core.topological_order([[index[p] for p, _ in s[9] if p in index] for s in specs])
-        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(specs)]
-        for i in order:
-            args += self._task_args(specs[i])
-        flat = await self._eval("submit", [self._key("seq"), self._key("all")], args)
-        by_id = {specs[i][0]: (_text(flat[2 * k]), bool(flat[2 * k + 1])) for k, i in enumerate(order)}
+        ordered = [specs[i] for i in order]
+        matched = await self._submit_script(ordered, now_ms)
+        by_id = {s[0]: matched.get(k, (s[0], True)) for k, s in enumerate(ordered)}
         return [by_id[s[0]] for s in specs]
+
+    async def _submit_script(self, ordered: list[Spec], now_ms: int) -> dict[int, tuple[str, bool]]:
+        """Runs lua/submit.lua on tasks in batch order (parents first); returns {position: (holder id, False)}
+        for the tasks an idempotency key matched."""
+        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(ordered)]
+        for spec in ordered:
+            args += self._task_args(spec)
+        flat = await self._eval("submit", [self._key("seq"), self._key("all")], args)
+        return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
     # ----- workers ----------------------------------------------------------------------------------
 
@@ -520,7 +527,7 @@ class RedisStorage:
                 continue
             following = _next_fire(_text(f["kind"]), _text(f["every"]), _text(f["tz"]), now, expected)
             keys = [self._key("schedules"), self._key("sch", sid), self._key("seq"), self._key("all")]
-            args = [self.tag, self._now(now_ms), sid, expected, following, os.urandom(8).hex()]
+            args = [self.tag, self._now(now_ms), sid, expected, following, _new_id()]
             task_id = await self._eval("fire_schedule", keys, args)
             if task_id:
                 created.append(_text(task_id))
@@ -563,6 +570,10 @@ def _unpack_spec(raw: bytes, *, damaged_ok: bool = False) -> tuple[str, int, int
         if not damaged_ok:
             raise
         return "", 0, 0, b""
+
+
+def _new_id() -> str:
+    return os.urandom(8).hex()
 
 
 def _wall_ms() -> int:
