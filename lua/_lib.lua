@@ -8,7 +8,10 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:d:<pool>    zset    scheduled and retrying tasks: score = ready_ms, member = m
   {p}:leases      zset    running tasks: score = lease deadline (ms), member = id
   {p}:all         zset    every stored task: score = seq, member = id (listing, newest first)
-  {p}:ended       zset    ended tasks other than dead ones: score = finished_ms (retention sweep)
+  {p}:ended       list    ended tasks other than dead ones, for the retention sweep, oldest first: one entry
+                          per moment, "<finished_ms> <id> <id> ..." (a list push is cheaper than a zset add,
+                          and a batch of completions shares one entry). Entries of purged tasks linger
+                          until swept; the sweep checks each task's own status and finish time.
   {p}:dead        zset    the dead letter queue: score = seq, member = id
   {p}:counts      hash    "<pool>/<status>" -> number of tasks
   {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
@@ -103,7 +106,7 @@ local function end_task(tag, id, status, now, key_ttl)
     if st == 'dead' then
       rcall('ZADD', tag .. ':dead', tonumber(f[4]) or 0, tid)
     else
-      rcall('ZADD', tag .. ':ended', now, tid)
+      rcall('RPUSH', tag .. ':ended', now .. ' ' .. tid)
     end
     if f[3] then
       local kk = tag .. ':k:' .. f[3]

@@ -34,13 +34,16 @@ local function damaged(f)
   return nil
 end
 
-local out = {}
-local leases = {}
-local popped = rcall('ZPOPMIN', KEYS[1], max)
-local count = #popped / 2
+local out, n_out = {}, 0
+local leases, n_leases = {}, 0
+local lease_until = now + lease_ms
+-- ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN: no scores to turn into Lua strings
+local popped = rcall('ZRANGE', KEYS[1], 0, max - 1)
+local count = #popped
+if count > 0 then rcall('ZREMRANGEBYRANK', KEYS[1], 0, count - 1) end
 local first_token = count > 0 and rcall('INCRBY', KEYS[4], count) - count or 0
 local started = 0 -- queued -> running, counted once for the batch
-for i = 1, #popped, 2 do
+for i = 1, count do
   local id = string.sub(popped[i], 13)
   local h = tkey(tag, id)
   local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
@@ -52,7 +55,7 @@ for i = 1, #popped, 2 do
       'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
     end_task(tag, id, 'dead', now, key_ttl)
   else
-    local token = first_token + (i + 1) / 2
+    local token = first_token + i
     local attempt = (tonumber(f[3]) or 0) + 1
     rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now)
     if f[2] == 'queued' then
@@ -60,12 +63,10 @@ for i = 1, #popped, 2 do
     else
       set_status(tag, h, pool, f[2], 'running') -- (set_status writes the status again: harmless)
     end
-    leases[#leases + 1] = now + lease_ms
-    leases[#leases + 1] = id
-    out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = attempt
-    out[#out + 1] = f[1]
+    leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
+    n_leases = n_leases + 2
+    out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, token, attempt, f[1]
+    n_out = n_out + 4
   end
 end
 call_in_chunks('ZADD', KEYS[3], leases)

@@ -1,9 +1,11 @@
 --[[ purge: deletes ended tasks. With ARGV[3] = "sweep", deletes ended (not dead) tasks that finished
-before ARGV[4], at most ARGV[5] of them, keeping their idempotency keys for the rest of their window;
-otherwise deletes the tasks named in ARGV[4..] and frees their keys.
+before ARGV[4], taking entries of the ended list until about ARGV[5] ids are looked at, keeping their
+idempotency keys for the rest of their window; otherwise deletes the tasks named in ARGV[4..] and frees
+their keys.
 KEYS[1] {p}:all  KEYS[2] {p}:ended  KEYS[3] {p}:dead
 ARGV[1] tag; ARGV[2] now_ms (unused, for symmetry); ARGV[3] "ids" or "sweep"
-Returns: the ids deleted. Errors: "NOT_FOUND <id>", "INVALID_STATE <status>" (nothing deleted).
+Returns: "sweep": the number of ids looked at (below ARGV[5]: nothing more is due); "ids": the ids
+deleted. Errors: "NOT_FOUND <id>", "INVALID_STATE <status>" (nothing deleted).
 ]]
 --- @include _lib
 
@@ -19,17 +21,26 @@ local function delete(id, free_key)
   end
   rcall('DEL', h, tag .. ':c:' .. id)
   rcall('ZREM', KEYS[1], id)
-  rcall('ZREM', KEYS[2], id)
-  rcall('ZREM', KEYS[3], id)
+  rcall('ZREM', KEYS[3], id) -- (an entry of the ended list lingers: the sweep skips what is gone)
 end
 
 local deleted = {}
 if ARGV[3] == 'sweep' then
-  for _, id in ipairs(rcall('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))) do
-    delete(id, false)
-    table.insert(deleted, id)
+  local cutoff, batch, looked = tonumber(ARGV[4]), tonumber(ARGV[5]), 0
+  while looked < batch do
+    local entry = rcall('LINDEX', KEYS[2], 0)
+    if not entry then break end
+    local at = tonumber(string.match(entry, '^%d+'))
+    if at >= cutoff then break end
+    rcall('LPOP', KEYS[2])
+    for id in string.gmatch(string.sub(entry, #tostring(at) + 2), '[^ ]+') do
+      looked = looked + 1
+      local f = rcall('HMGET', tkey(tag, id), 'status', 'fms')
+      -- still the task that ended then (not purged, nor an id reused since)
+      if TERMINAL[f[1]] and f[1] ~= 'dead' and (tonumber(f[2]) or 0) < cutoff then delete(id, false) end
+    end
   end
-  return deleted
+  return looked
 end
 for i = 4, #ARGV do
   local status = rcall('HGET', tkey(tag, ARGV[i]), 'status')

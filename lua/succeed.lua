@@ -9,16 +9,17 @@ Returns: flat array id, token of the attempts refused (the token no longer holds
 local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
-local refused = {}
-local released = {} -- lease members, removed in one call
-local ended = {} -- score/member pairs of the fast path's ended set, added in one call
+local refused, n_refused = {}, 0
+local released, n_released = {}, 0 -- lease members, removed in one call
+local ended, n_ended = {}, 0 -- the fast path's ended tasks: one entry of the ended list
 local ended_per_pool = {} -- the count table is updated once per pool, not once per task
 for i = 4, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local h = tkey(tag, id)
   local f = rcall('HMGET', h, 'status', 'tok', 'slow', 'pool')
   if f[1] == 'running' and f[2] == token then
-    released[#released + 1] = id
+    n_released = n_released + 1
+    released[n_released] = id
     if f[3] or not f[4] then
       -- the general path: a key's window, DAG children, an old error to clear (or a damaged record)
       rcall('HDEL', h, 'err', 'tb', 'prog')
@@ -30,17 +31,17 @@ for i = 4, #ARGV, 3 do
       else
         rcall('HSET', h, 'status', 'succeeded', 'fms', now)
       end
-      ended[#ended + 1] = now
-      ended[#ended + 1] = id
+      n_ended = n_ended + 1
+      ended[n_ended] = id
       ended_per_pool[f[4]] = (ended_per_pool[f[4]] or 0) + 1
     end
   else
-    refused[#refused + 1] = id
-    refused[#refused + 1] = token
+    refused[n_refused + 1], refused[n_refused + 2] = id, token
+    n_refused = n_refused + 2
   end
 end
 call_in_chunks('ZREM', KEYS[1], released)
-call_in_chunks('ZADD', tag .. ':ended', ended)
+if n_ended > 0 then rcall('RPUSH', tag .. ':ended', now .. ' ' .. table.concat(ended, ' ')) end
 for pool, n in pairs(ended_per_pool) do
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', -n)
   rcall('HINCRBY', tag .. ':counts', pool .. '/succeeded', n)

@@ -60,3 +60,35 @@ async def test_a_steady_load_keeps_the_stored_tasks_bounded(short_memory: Storag
         with pytest.raises(TaskNotFoundError):
             await sched.get(first)
         assert (await sched.get(dead)).status is TaskStatus.DEAD  # the DLQ is not swept
+
+
+async def test_a_purged_task_or_a_reused_id_is_not_swept_by_an_old_entry(
+    short_memory: Storage, autojump_clock: Any
+) -> None:
+    """Redis keeps one ended-list entry per moment; a purge leaves the entry behind. The sweep must skip a
+    task that is gone, and must not forget a newer task that took a purged task's id."""
+    sched = Scheduler(short_memory, max_workers=10, retry=NoRetry())
+
+    @sched.job("work")
+    async def work(ctx):  # type: ignore[no-untyped-def]
+        pass
+
+    async with sched:
+        gone = await sched.submit(Task("work", id="reused"))
+        kept = await sched.submit(Task("work"))
+        await sched.wait(gone)
+        await sched.wait(kept)
+        await sched.purge(gone)
+        await trio.sleep(RETENTION / 2)
+        again = await sched.submit(Task("work", id="reused"))  # same id, ends half a retention later
+        await sched.wait(again)
+        await trio.sleep(RETENTION / 2 + RETENTION / 10 + 1)  # the first entries are due and swept
+        with pytest.raises(TaskNotFoundError):
+            await sched.get(kept)
+        assert (await sched.get("reused")).status is TaskStatus.SUCCEEDED
+        counts = (await sched.stats()).counts
+        assert counts["succeeded"] == 1, counts
+        await trio.sleep(RETENTION)
+        with pytest.raises(TaskNotFoundError):
+            await sched.get("reused")
+        assert (await sched.stats()).counts["succeeded"] == 0

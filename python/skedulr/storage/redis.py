@@ -471,7 +471,7 @@ class RedisStorage:
     async def sweep(self, now_ms: int) -> int:
         cutoff = await self._server_now(now_ms) - self.retention_ms
         keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        return len(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
+        return int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
 
     # ----- schedules ----------------------------------------------------------------------------
 
