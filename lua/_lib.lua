@@ -132,10 +132,16 @@ local function end_task(tag, id, status, now, key_ttl)
   end
 end
 
--- Returns a running task to its queue without counting the attempt, keeping its place in line.
-local function requeue_unstarted(tag, id, now)
+-- Returns a running task to its queue without counting the attempt, keeping its place in line. A task
+-- whose pool field was lost (a damaged record) cannot go back to a queue: it goes dead with the reason.
+local function requeue_unstarted(tag, id, now, key_ttl)
   local h = tkey(tag, id)
   local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status')
+  if not f[1] then
+    rcall('HSET', h, 'tok', '', 'err', 'damaged task record: field pool is missing')
+    end_task(tag, id, 'dead', now, key_ttl)
+    return
+  end
   rcall('HINCRBY', h, 'att', -1)
   rcall('HSET', h, 'sms', 0, 'tok', '')
   rcall('HDEL', h, 'prog')

@@ -23,7 +23,7 @@ for _, id in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ton
         'lost its lease ' .. losses .. ' times: the worker running it crashed or stalled each time')
       end_task(tag, id, 'dead', now, key_ttl)
     else
-      requeue_unstarted(tag, id, now)
+      requeue_unstarted(tag, id, now, key_ttl)
     end
     table.insert(out, id)
     table.insert(out, token)

@@ -280,7 +280,7 @@ class RedisStorage:
         return bool(await self._eval("fail", [self._key("leases")], args))
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
-        args: list[Any] = [self.tag, self._now(now_ms)]
+        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
         for task_id, token in items:
             args += [task_id, token]
         return int(await self._eval("hand_back", [self._key("leases")], args))
