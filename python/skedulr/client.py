@@ -121,7 +121,7 @@ class Client:
                 run_at_ms, task.parents())  # fmt: skip
 
     def submit(self, task: Task) -> str:
-        task_id, _created = _run(self._storage.submit(self._spec(task), self._now()))
+        ((task_id, _created),) = _run(self._storage.submit_many([self._spec(task)], self._now()))
         return task_id
 
     def submit_many(self, tasks: Iterable[Task]) -> list[str]:
