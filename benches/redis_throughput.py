@@ -13,7 +13,10 @@ Every part uses the server clock (`use_client_clock=False`) and its own key pref
   `/proc/<pid>/stat`), Redis CPU per job (`INFO cpu` used_cpu_sys+used_cpu_user).
 - latency: 500 jobs submitted one by one 10 ms apart to an idle worker; each job records
   `time.time()` when it starts (RPUSH to a list), against `time.time()` just before its `submit`.
-  Then the idle worker's CPU over 5 s.
+  Then the idle worker's CPU over 5 s. The same run measures the floor this machine allows for that
+  path (a process idle 10 ms wakes slowly here, and each hop pays it): plain redis-py, no framework, a
+  publisher process PUBLISHes 500 times 10 ms apart, a subscriber process answers each message with one
+  round trip (the claim's place) and notes the time; skedulr's p50 is also given as a ratio to it.
 - W2: 2,000 jobs of `trio.sleep(0.05)` on 100 runners: drain time.
 - W4: 2,000 jobs failing their first attempt, `ConstantBackoff(max_retries=1, delay=0)`: drain time.
 - W1x2: W1's drain by two worker processes: CPU per job (both workers + Redis) against W1's one-worker
@@ -325,6 +328,49 @@ async def part_w1(ctx: Context) -> None:
     )
 
 
+FLOOR_SUBSCRIBER = """
+import json, sys, time, redis
+r = redis.Redis.from_url(sys.argv[1]); p = r.pubsub(); p.subscribe(sys.argv[2])
+while p.get_message(timeout=1.0) is None: pass  # the subscribe confirmation
+print("ready", flush=True)
+got = {}
+while len(got) < int(sys.argv[3]):
+    m = p.get_message(timeout=1.0)
+    if m and m["type"] == "message":
+        r.ping()  # one round trip, where a worker claims
+        got[m["data"].decode()] = time.time()
+print(json.dumps(got), flush=True)
+"""
+
+FLOOR_PUBLISHER = """
+import json, sys, time, redis
+r = redis.Redis.from_url(sys.argv[1]); r.ping(); sent = {}
+for i in range(int(sys.argv[3])):
+    sent[str(i)] = time.time(); r.publish(sys.argv[2], str(i)); time.sleep(float(sys.argv[4]))
+print(json.dumps(sent), flush=True)
+"""
+
+
+def latency_floor(url: str, samples: int, interval: float) -> list[float]:
+    """Publish-to-handled delays of the no-framework path (see the module docstring), in seconds."""
+    import json
+
+    args = [url, "bench:floor", str(samples)]
+    subscriber = subprocess.Popen([sys.executable, "-c", FLOOR_SUBSCRIBER, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert subscriber.stdout is not None
+        if subscriber.stdout.readline().strip() != "ready":
+            raise RuntimeError("the floor subscriber did not start")
+        published = subprocess.run([sys.executable, "-c", FLOOR_PUBLISHER, *args, str(interval)],
+                                   capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+        handled = json.loads(subscriber.stdout.readline())
+    finally:
+        subscriber.kill()
+        subscriber.wait()
+    sent = json.loads(published.stdout)
+    return [handled[k] - sent[k] for k in sent if k in handled]
+
+
 async def part_latency(ctx: Context) -> None:
     """Submit-to-start latency to an idle worker, then the idle worker's CPU."""
     ctx.client.flushall()
@@ -351,9 +397,14 @@ async def part_latency(ctx: Context) -> None:
     if len(started) != LATENCY_SAMPLES:
         raise RuntimeError(f"{len(started)} of {LATENCY_SAMPLES} probes recorded their start")
     delays = [started[i] - submitted[i] for i in range(LATENCY_SAMPLES)]
+    floor = await trio.to_thread.run_sync(latency_floor, ctx.url, LATENCY_SAMPLES, LATENCY_INTERVAL)
+    p50, floor_p50 = percentile(delays, 50), percentile(floor, 50)
     ctx.add(
-        Row("latency", f"p50, {LATENCY_SAMPLES} jobs 10 ms apart", percentile(delays, 50) * 1000, "ms", ("<=", 0.7)),
+        Row("latency", f"p50, {LATENCY_SAMPLES} jobs 10 ms apart", p50 * 1000, "ms", ("<=", 0.7)),
         Row("latency", "p99", percentile(delays, 99) * 1000, "ms", ("<=", 1.5)),
+        Row("latency", "floor p50: publish, deliver, 1 round trip", floor_p50 * 1000, "ms"),
+        Row("latency", "floor p99", percentile(floor, 99) * 1000, "ms"),
+        Row("latency", "  p50 / floor p50", p50 / floor_p50, "x"),
         Row("latency", f"idle worker CPU over {IDLE_SECONDS:g} s", idle, "% core", ("<", 1.0)),
     )
 

@@ -82,13 +82,18 @@ class Pool:
         """Sets the size; returns claimed-but-unstarted tasks that no longer fit (to hand back)."""
         self.size = size
         self.thread_limiter.total_tokens = max(1, size)
-        surplus: list[ClaimRow] = []
-        while self.backlog and self.free_slots < 0:
-            surplus.append(self.backlog.pop())
+        surplus = self._surplus()
         if self._nursery is not None:
             self._spawn_runners()
         self._runner_lot.unpark_all()  # surplus runners notice and retire
         self.wake()
+        return surplus
+
+    def _surplus(self) -> list[ClaimRow]:
+        """Takes claimed, unstarted tasks beyond what the pool may hold now (the last claimed first)."""
+        surplus: list[ClaimRow] = []
+        while self.backlog and self.free_slots < 0:
+            surplus.append(self.backlog.pop())
         return surplus
 
     def wake(self) -> None:
@@ -125,6 +130,7 @@ class Pool:
                 s._hand_back_rows(rows)
                 continue
             self.backlog.extend(rows)
+            s._hand_back_rows(self._surplus())  # shrunk while the claim was in flight
             if s._stopping:
                 return
             if rows:

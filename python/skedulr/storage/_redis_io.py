@@ -37,8 +37,8 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Protocol, Self
 
@@ -61,8 +61,10 @@ __all__ = [
     "Script",
     "ScriptLike",
     "Subscription",
+    "counting_outstanding",
     "open_connection",
     "open_subscription",
+    "outstanding_calls",
     "redact_url",
 ]
 
@@ -98,6 +100,17 @@ def outstanding_calls() -> int:
     """How many Redis calls are waiting for their reply right now. A test clock that jumps virtual time
     when every task is blocked must not jump while one is: the program is waiting on Redis, not idle."""
     return _outstanding
+
+
+@contextmanager
+def counting_outstanding() -> Iterator[None]:
+    """Counts a call in `outstanding_calls()` while its caller waits for the reply."""
+    global _outstanding
+    _outstanding += 1
+    try:
+        yield
+    finally:
+        _outstanding -= 1
 
 
 def redact_url(url: str) -> str:
@@ -354,12 +367,8 @@ class RedisConnection:
             if self._idle:
                 self._idle = False
                 self._cond.notify()
-        global _outstanding
-        _outstanding += 1
-        try:
+        with counting_outstanding():
             return await trio.lowlevel.wait_task_rescheduled(call.abort)
-        finally:
-            _outstanding -= 1
 
     def _deliver(self, batch: list[_Call]) -> None:
         """Runs in the Trio thread (via run_sync_soon): wakes every caller still waiting with its outcome."""

@@ -29,7 +29,8 @@ from ..errors import (
 )
 from ..task import TaskInfo, TaskPage
 from . import _scripts
-from ._redis_io import RedisConnection, open_connection, open_subscription, redact_url
+from ._redis_direct import DirectConnection
+from ._redis_io import Arg, RedisConnection, open_connection, open_subscription, redact_url
 from .base import ClaimRow, Held, Spec, parse_cursor
 
 log = logging.getLogger("skedulr")
@@ -110,6 +111,7 @@ class RedisStorage:
         self.max_lease_losses = max_lease_losses
         self.use_client_clock = use_client_clock
         self._sessions: list[RedisConnection] = []
+        self._claimers: dict[str, DirectConnection] = {}  # per pool, for the running session's claims
         self._gathering: _SubmitGroup | None = None  # single submits waiting to go out together
         self._submit_lock = trio.Lock()  # one group's script call in flight at a time
 
@@ -135,6 +137,10 @@ class RedisStorage:
                 yield
             finally:
                 self._sessions.remove(conn)
+                if not self._sessions:
+                    claimers, self._claimers = self._claimers, {}
+                    for claimer in claimers.values():
+                        await claimer.aclose()
 
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
@@ -326,8 +332,17 @@ class RedisStorage:
 
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
-        flat = await self._eval("claim", keys, args)
+        args: list[Arg] = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
+        if self._sessions:  # a pool's fetcher: one claim at a time, straight from the Trio thread
+            claimer = self._claimers.get(pool)
+            if claimer is None:
+                claimer = self._claimers[pool] = DirectConnection(self.url, name=f"skedulr:{self.prefix}:claim")
+            try:
+                flat = await claimer.eval_script(_scripts.load("claim"), keys, args)
+            except StorageError as e:
+                raise _typed(e) from e
+        else:
+            flat = await self._eval("claim", keys, args)
         rows: list[ClaimRow] = []
         for i in range(0, len(flat), 4):
             task_id = flat[i].decode()

@@ -1,0 +1,177 @@
+"""A Trio-native Redis connection for calls made one at a time where latency matters: a pool's claims.
+
+`_redis_io`'s I/O thread is built for throughput: everything waiting goes out in one pipeline. Each call
+through it pays two thread hand-offs, and on a machine that idles between jobs each hand-off costs about
+as much as the round trip itself (benches/redis_throughput.py measures the floor). A fetcher has one
+claim in flight at a time by design, so its claims go straight from the Trio thread to the socket.
+
+Same rules as `RedisConnection`: an error reply raises `StorageError` and the connection goes on; while
+Redis is unreachable calls fail fast with `StorageError` and the next call reconnects. A call interrupted
+in any way (cancelled, timed out, a broken socket) drops the connection, so a half-read reply is never
+left on the socket; as with every call, the command may still have run on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import trio
+from redis.connection import parse_url
+
+from ..errors import StorageError
+from ._redis_io import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    Arg,
+    ScriptLike,
+    counting_outstanding,
+    redact_url,
+)
+
+log = logging.getLogger("skedulr")
+
+
+def _encode(arg: Arg) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, int | float) and not isinstance(arg, bool):
+        return repr(arg).encode()
+    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+
+
+def _pack(args: Sequence[Arg]) -> bytes:
+    """One command in RESP: an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = _encode(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class DirectConnection:
+    """One socket to Redis. Calls take turns (two schedulers may share a storage, and so a pool's claimer)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    ) -> None:
+        self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self.url = redact_url(url)
+        self.name = name
+        self._connect_timeout = connect_timeout
+        self._socket_timeout = socket_timeout
+        self._stream: trio.abc.Stream | None = None
+        self._reader = hiredis.Reader()
+        self._down = False
+        self._turn = trio.Lock()
+
+    def __repr__(self) -> str:
+        state = "connected" if self._stream is not None else "not connected"
+        return f"<DirectConnection {self.name} {self.url} {state}>"
+
+    async def eval_script(self, script: ScriptLike, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
+        """EVALSHA, loading the script when Redis does not know it. `StorageError` when the script fails
+        or Redis cannot be reached."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        reply = await self._call(command)
+        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+            loaded = await self._call(("SCRIPT", "LOAD", script.source))
+            if isinstance(loaded, hiredis.ReplyError):
+                raise StorageError(f"Redis refused to load script {script.name}: {loaded}")
+            reply = await self._call(command)
+        if isinstance(reply, hiredis.ReplyError):
+            raise StorageError(f"script {script.name} failed: {reply}")
+        return reply
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _call(self, command: Sequence[Arg]) -> Any:
+        """Sends one command and returns its reply (an error reply is returned, not raised)."""
+        data = _pack(command)
+        async with self._turn:
+            return await self._call_now(data)
+
+    async def _call_now(self, data: bytes) -> Any:
+        with counting_outstanding():
+            finished = False
+            try:
+                with trio.fail_after(self._connect_timeout + self._socket_timeout):
+                    stream = self._stream or await self._connect()
+                    await stream.send_all(data)
+                    reply = await self._reply(stream)
+                finished = True
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
+                raise self._unreachable(e) from e
+            finally:
+                if not finished:  # cancelled or failed half-way: the socket may hold half a reply
+                    await self.aclose()
+        if self._down:
+            self._down = False
+            log.warning("Redis at %s answers again (connection %s)", self.url, self.name)
+        return reply
+
+    async def _reply(self, stream: trio.abc.Stream) -> Any:
+        while True:
+            reply = self._reader.gets()
+            if reply is not False:
+                return reply
+            data = await stream.receive_some(65536)
+            if not data:
+                raise trio.BrokenResourceError("Redis closed the connection")
+            self._reader.feed(bytes(data))
+
+    async def _connect(self) -> trio.abc.Stream:
+        options = self._options
+        self._reader = hiredis.Reader()
+        with trio.fail_after(self._connect_timeout):
+            stream: trio.abc.Stream
+            if "path" in options:
+                stream = await trio.open_unix_socket(options["path"])
+            else:
+                stream = await trio.open_tcp_stream(options.get("host", "localhost"), options.get("port", 6379))
+                if options.get("connection_class") is not None and "SSL" in options["connection_class"].__name__:
+                    context = ssl.create_default_context()
+                    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+                        context.check_hostname = False
+                        context.verify_mode = ssl.CERT_NONE
+                    stream = trio.SSLStream(stream, context, server_hostname=options.get("host"))
+        self._stream = stream
+        setup: list[tuple[str, ...]] = []
+        if options.get("password") is not None:
+            user = options.get("username")
+            password = str(options["password"])
+            setup.append(("AUTH", str(user), password) if user else ("AUTH", password))
+        if options.get("db"):
+            setup.append(("SELECT", str(options["db"])))
+        setup.append(("CLIENT", "SETNAME", self.name))
+        for command in setup:
+            await stream.send_all(_pack(command))
+            reply = await self._reply(stream)
+            if isinstance(reply, hiredis.ReplyError):
+                raise OSError(f"{command[0]} refused: {reply}")
+        return stream
+
+    def _unreachable(self, error: BaseException) -> StorageError:
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        reason = reason.replace(str(self._options.get("password") or "\0"), "***")
+        if not self._down:
+            self._down = True
+            log.warning("Redis at %s unreachable (connection %s): %s", self.url, self.name, reason)
+        return StorageError(
+            f"Redis at {self.url} could not be reached or stopped answering ({reason}); calls fail fast until "
+            "it answers again. The command may or may not have run."
+        )

@@ -1,0 +1,115 @@
+"""The Trio-native connection used for claims (`skedulr.storage._redis_direct`), against a real
+redis-server, in real time: scripts, error replies, outages, passwords and interrupted calls."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import trio
+
+from redis_fixtures import RedisServer, free_port
+from skedulr.errors import StorageError
+from skedulr.storage._redis_direct import DirectConnection
+from skedulr.storage._redis_io import Script, outstanding_calls
+
+INCR = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])", name="incr_by")
+FAILING = Script("return redis.error_reply('STALE token 7 is old')", name="failing")
+SLOW = Script(  # busy-waits ARGV[1] ms on the server's clock: a call that is surely in flight
+    """
+    local t = redis.call('TIME')
+    local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
+    repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
+    return 'done'
+    """,
+    name="slow",
+)
+
+
+async def test_scripts_run_and_are_loaded_again_after_a_flush(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct")
+    try:
+        assert await conn.eval_script(INCR, ["n"], [2]) == 2  # never loaded: loaded on NOSCRIPT
+        redis.Redis.from_url(redis_url).script_flush()
+        assert await conn.eval_script(INCR, ["n"], [b"3"]) == 5
+        assert await conn.eval_script(ECHO, ["k"], ["a", b"b", 7]) == [b"k", b"a", b"b", b"7"]
+        assert "test-direct" in {c["name"] for c in redis.Redis.from_url(redis_url).client_list()}
+    finally:
+        await conn.aclose()
+
+
+ECHO = Script("local out = {KEYS[1]} for i, a in ipairs(ARGV) do out[i + 1] = a end return out", name="echo")
+
+
+async def test_an_error_reply_raises_and_the_connection_goes_on(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct-errors")
+    try:
+        with pytest.raises(StorageError, match=r"script failing failed: STALE token 7 is old"):
+            await conn.eval_script(FAILING)
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1
+    finally:
+        await conn.aclose()
+
+
+async def test_redis_down_fails_fast_then_reconnects(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "redis") as server:
+        conn = DirectConnection(server.url, name="test-direct-down", connect_timeout=0.5, socket_timeout=1.0)
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1
+        server.stop()
+        for _ in range(3):
+            start = time.monotonic()
+            with pytest.raises(StorageError, match="could not be reached"):
+                await conn.eval_script(INCR, ["n"], [1])
+            assert time.monotonic() - start < 0.5
+        server.start()  # same port, empty
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1
+        await conn.aclose()
+
+
+async def test_a_server_that_never_answers_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        conn = DirectConnection(url, name="test-direct-mute", connect_timeout=0.3, socket_timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(StorageError, match="could not be reached"):
+            await conn.eval_script(INCR, ["n"], [1])
+        assert time.monotonic() - start < 2.0
+        assert outstanding_calls() == 0
+
+
+async def test_a_password_is_sent_and_never_shows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="skedulr")
+    with RedisServer(tmp_path / "redis") as server:
+        redis.Redis.from_url(server.url).config_set("requirepass", "s3cret-pw")
+        url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/3"
+        conn = DirectConnection(url, name="test-direct-auth")
+        assert await conn.eval_script(INCR, ["n"], [4]) == 4
+        assert redis.Redis.from_url(url).get("n") == b"4"  # db 3 was selected
+        await conn.aclose()
+        wrong = DirectConnection(f"redis://:wrong-pw@127.0.0.1:{server.port}/0", name="test-direct-auth")
+        with pytest.raises(StorageError) as info:
+            await wrong.eval_script(INCR, ["n"], [1])
+    down = DirectConnection(f"redis://admin:s3cret-pw@127.0.0.1:{free_port()}/0", name="test-direct-secret")
+    with pytest.raises(StorageError) as down_info:
+        await down.eval_script(INCR, ["n"], [1])
+    text = f"{info.value} {down_info.value} {caplog.text} {down!r} {wrong!r}"
+    assert "s3cret-pw" not in text and "wrong-pw" not in text
+    assert "admin:***@" in str(down_info.value)
+
+
+async def test_a_cancelled_call_drops_the_connection_and_the_next_call_gets_its_own_reply(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct-cancel")
+    try:
+        with trio.move_on_after(0.05):
+            await conn.eval_script(SLOW, [], [300])  # cancelled while the server still runs it
+        assert "not connected" in repr(conn)
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1  # not the slow script's late "done"
+        assert outstanding_calls() == 0
+    finally:
+        await conn.aclose()
