@@ -1,9 +1,11 @@
-"""A Trio-native Redis connection for calls made one at a time where latency matters: a pool's claims.
+"""A Trio-native Redis connection for calls made one at a time where latency matters: a pool's claims,
+and the submit script (single submits are grouped so that one group is in flight at a time).
 
 `_redis_io`'s I/O thread is built for throughput: everything waiting goes out in one pipeline. Each call
 through it pays two thread hand-offs, and on a machine that idles between jobs each hand-off costs about
 as much as the round trip itself (benches/redis_throughput.py measures the floor). A fetcher has one
-claim in flight at a time by design, so its claims go straight from the Trio thread to the socket.
+claim in flight at a time by design, and so has the submit path, so they go straight from the Trio thread
+to the socket.
 
 Same rules as `RedisConnection`: an error reply raises `StorageError` and the connection goes on; while
 Redis is unreachable calls fail fast with `StorageError` and the next call reconnects. A call interrupted
@@ -35,23 +37,13 @@ from ._redis_io import (
 log = logging.getLogger("skedulr")
 
 
-def _encode(arg: Arg) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    if isinstance(arg, int | float) and not isinstance(arg, bool):
-        return repr(arg).encode()
-    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-
-
 def _pack(args: Sequence[Arg]) -> bytes:
-    """One command in RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _encode(arg)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """One command in RESP (hiredis packs it in C)."""
+    try:
+        packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # (its stub is too narrow)
+    except TypeError as e:
+        raise TypeError(f"{args[0]!r}: {e}") from None
+    return packed
 
 
 class DirectConnection:
@@ -87,10 +79,10 @@ class DirectConnection:
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             loaded = await self._call(("SCRIPT", "LOAD", script.source))
             if isinstance(loaded, hiredis.ReplyError):
-                raise StorageError(f"Redis refused to load script {script.name}: {loaded}")
+                raise StorageError(f"Redis refused to load script {script.name}: {loaded}") from loaded
             reply = await self._call(command)
-        if isinstance(reply, hiredis.ReplyError):
-            raise StorageError(f"script {script.name} failed: {reply}")
+        if isinstance(reply, hiredis.ReplyError):  # its text is what the script raised: "CODE detail"
+            raise StorageError(f"script {script.name} failed: {reply}") from reply
         return reply
 
     async def aclose(self) -> None:

@@ -30,7 +30,7 @@ from ..errors import (
 from ..task import TaskInfo, TaskPage
 from . import _scripts
 from ._redis_direct import DirectConnection
-from ._redis_io import Arg, RedisConnection, open_connection, open_subscription, redact_url
+from ._redis_io import RedisConnection, open_connection, open_subscription, redact_url
 from .base import ClaimRow, Held, Spec, parse_cursor
 
 log = logging.getLogger("skedulr")
@@ -111,7 +111,7 @@ class RedisStorage:
         self.max_lease_losses = max_lease_losses
         self.use_client_clock = use_client_clock
         self._sessions: list[RedisConnection] = []
-        self._claimers: dict[str, DirectConnection] = {}  # per pool, for the running session's claims
+        self._direct: dict[str, DirectConnection] = {}  # "submit" and "claim:<pool>", for running sessions
         self._gathering: _SubmitGroup | None = None  # single submits waiting to go out together
         self._submit_lock = trio.Lock()  # one group's script call in flight at a time
 
@@ -138,9 +138,9 @@ class RedisStorage:
             finally:
                 self._sessions.remove(conn)
                 if not self._sessions:
-                    claimers, self._claimers = self._claimers, {}
-                    for claimer in claimers.values():
-                        await claimer.aclose()
+                    direct, self._direct = self._direct, {}
+                    for connection in direct.values():
+                        await connection.aclose()
 
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
@@ -188,6 +188,20 @@ class RedisStorage:
                 return await self._sessions[-1].eval_script(_scripts.load(name), keys, args)
             async with self._connection() as conn:
                 return await conn.eval_script(_scripts.load(name), keys, args)
+        except StorageError as e:
+            raise _typed(e) from e
+
+    async def _eval_direct(self, purpose: str, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A script call made one at a time for `purpose` (a pool's claims, the submit groups): during a
+        session over a Trio-native connection of its own (`_redis_direct`: no I/O-thread hand-offs on
+        the latency path), else like `_eval` (no session, or the synchronous Client's)."""
+        if not self._sessions or not isinstance(self._sessions[-1], RedisConnection):
+            return await self._eval(name, keys, args)
+        connection = self._direct.get(purpose)
+        if connection is None:
+            connection = self._direct[purpose] = DirectConnection(self.url, name=f"skedulr:{self.prefix}:{purpose}")
+        try:
+            return await connection.eval_script(_scripts.load(name), keys, args)
         except StorageError as e:
             raise _typed(e) from e
 
@@ -325,24 +339,15 @@ class RedisStorage:
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(ordered)]
         for task_args in ordered:
             args += task_args
-        flat = await self._eval("submit", [self._key("seq"), self._key("all")], args)
+        flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
     # ----- workers ----------------------------------------------------------------------------------
 
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        args: list[Arg] = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
-        if self._sessions:  # a pool's fetcher: one claim at a time, straight from the Trio thread
-            claimer = self._claimers.get(pool)
-            if claimer is None:
-                claimer = self._claimers[pool] = DirectConnection(self.url, name=f"skedulr:{self.prefix}:claim")
-            try:
-                flat = await claimer.eval_script(_scripts.load("claim"), keys, args)
-            except StorageError as e:
-                raise _typed(e) from e
-        else:
-            flat = await self._eval("claim", keys, args)
+        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
+        flat = await self._eval_direct(f"claim:{pool}", "claim", keys, args)
         rows: list[ClaimRow] = []
         for i in range(0, len(flat), 4):
             task_id = flat[i].decode()
