@@ -17,14 +17,8 @@ import trio.testing
 
 from redis_fixtures import RedisServer, free_port, redis_server, redis_url
 from skedulr.errors import StorageError
-from skedulr.storage._redis_io import (
-    Message,
-    RedisConnection,
-    Script,
-    open_connection,
-    open_subscription,
-    redact_url,
-)
+from skedulr.storage._redis_io import RedisConnection, Script, open_connection, redact_url
+from skedulr.storage._redis_subscription import Message, open_subscription
 
 FIXTURES = (redis_server, redis_url)  # used by name as test parameters; referenced here so ruff sees them used
 

@@ -37,13 +37,66 @@ from ._redis_io import (
 log = logging.getLogger("skedulr")
 
 
-def _pack(args: Sequence[Arg]) -> bytes:
+def pack(args: Sequence[Arg]) -> bytes:
     """One command in RESP (hiredis packs it in C)."""
     try:
         packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # (its stub is too narrow)
     except TypeError as e:
         raise TypeError(f"{args[0]!r}: {e}") from None
     return packed
+
+
+async def read_reply(stream: trio.abc.Stream, reader: hiredis.Reader) -> Any:
+    """The next reply on `stream` (an error reply is returned, not raised)."""
+    while True:
+        reply = reader.gets()
+        if reply is not False:
+            return reply
+        data = await stream.receive_some(65536)
+        if not data:
+            raise trio.BrokenResourceError("Redis closed the connection")
+        reader.feed(bytes(data))
+
+
+async def open_stream(options: dict[str, Any], name: str, reader: hiredis.Reader) -> trio.abc.Stream:
+    """Connects as `options` (redis-py's `parse_url`) say: TCP or a unix socket, TLS for rediss://, AUTH,
+    SELECT, and CLIENT SETNAME `name`. `OSError` (or a Trio stream error) when that fails."""
+    stream: trio.abc.Stream
+    if "path" in options:
+        stream = await trio.open_unix_socket(options["path"])
+    else:
+        stream = await trio.open_tcp_stream(options.get("host", "localhost"), options.get("port", 6379))
+        if options.get("connection_class") is not None and "SSL" in options["connection_class"].__name__:
+            context = ssl.create_default_context()
+            if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            stream = trio.SSLStream(stream, context, server_hostname=options.get("host"))
+    try:
+        setup: list[tuple[str, ...]] = []
+        if options.get("password") is not None:
+            user = options.get("username")
+            password = str(options["password"])
+            setup.append(("AUTH", str(user), password) if user else ("AUTH", password))
+        if options.get("db"):
+            setup.append(("SELECT", str(options["db"])))
+        setup.append(("CLIENT", "SETNAME", name))
+        for command in setup:
+            await stream.send_all(pack(command))
+            reply = await read_reply(stream, reader)
+            if isinstance(reply, hiredis.ReplyError):
+                raise OSError(f"{command[0]} refused: {reply}")
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
+    return stream
+
+
+def scrub(text: str, options: dict[str, Any]) -> str:
+    """`text` without the password of `options`."""
+    password = options.get("password")
+    return text.replace(str(password), "***") if password else text
 
 
 class DirectConnection:
@@ -93,7 +146,7 @@ class DirectConnection:
 
     async def _call(self, command: Sequence[Arg]) -> Any:
         """Sends one command and returns its reply (an error reply is returned, not raised)."""
-        data = _pack(command)
+        data = pack(command)
         async with self._turn:
             return await self._call_now(data)
 
@@ -104,7 +157,7 @@ class DirectConnection:
                 with trio.fail_after(self._connect_timeout + self._socket_timeout):
                     stream = self._stream or await self._connect()
                     await stream.send_all(data)
-                    reply = await self._reply(stream)
+                    reply = await read_reply(stream, self._reader)
                 finished = True
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
                 raise self._unreachable(e) from e
@@ -116,50 +169,14 @@ class DirectConnection:
             log.warning("Redis at %s answers again (connection %s)", self.url, self.name)
         return reply
 
-    async def _reply(self, stream: trio.abc.Stream) -> Any:
-        while True:
-            reply = self._reader.gets()
-            if reply is not False:
-                return reply
-            data = await stream.receive_some(65536)
-            if not data:
-                raise trio.BrokenResourceError("Redis closed the connection")
-            self._reader.feed(bytes(data))
-
     async def _connect(self) -> trio.abc.Stream:
-        options = self._options
         self._reader = hiredis.Reader()
         with trio.fail_after(self._connect_timeout):
-            stream: trio.abc.Stream
-            if "path" in options:
-                stream = await trio.open_unix_socket(options["path"])
-            else:
-                stream = await trio.open_tcp_stream(options.get("host", "localhost"), options.get("port", 6379))
-                if options.get("connection_class") is not None and "SSL" in options["connection_class"].__name__:
-                    context = ssl.create_default_context()
-                    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
-                        context.check_hostname = False
-                        context.verify_mode = ssl.CERT_NONE
-                    stream = trio.SSLStream(stream, context, server_hostname=options.get("host"))
-        self._stream = stream
-        setup: list[tuple[str, ...]] = []
-        if options.get("password") is not None:
-            user = options.get("username")
-            password = str(options["password"])
-            setup.append(("AUTH", str(user), password) if user else ("AUTH", password))
-        if options.get("db"):
-            setup.append(("SELECT", str(options["db"])))
-        setup.append(("CLIENT", "SETNAME", self.name))
-        for command in setup:
-            await stream.send_all(_pack(command))
-            reply = await self._reply(stream)
-            if isinstance(reply, hiredis.ReplyError):
-                raise OSError(f"{command[0]} refused: {reply}")
-        return stream
+            self._stream = await open_stream(self._options, self.name, self._reader)
+        return self._stream
 
     def _unreachable(self, error: BaseException) -> StorageError:
-        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        reason = reason.replace(str(self._options.get("password") or "\0"), "***")
+        reason = scrub(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, self._options)
         if not self._down:
             self._down = True
             log.warning("Redis at %s unreachable (connection %s): %s", self.url, self.name, reason)

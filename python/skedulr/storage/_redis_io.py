@@ -18,8 +18,8 @@ redis-py's asyncio client does not run under Trio, and the Trio-capable clients 
   connection goes on working. While Redis is unreachable every call fails fast with `StorageError` (connect
   and read timeouts bound the wait; redis-py's own retries are switched off); the next call after Redis is
   back reconnects. A call that failed that way may or may not have run.
-- `open_subscription(url, channels)`: a pub/sub listener in its own thread with its own connection,
-  for wake-up hints (`await sub.wait(timeout)` returns the next `Message` or None).
+- Pub/sub (wake-up hints) and the calls made one at a time on the latency path (claims, submit groups)
+  do not go through this thread: see `_redis_subscription` and `_redis_direct`.
 - URLs are only ever shown through `redact_url`, which hides the password.
 
 Results are what redis-py's `Redis.execute_command` returns with `decode_responses=False` (bytes, ints,
@@ -31,23 +31,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
-import socket
 import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
-from typing import Any, Final, NamedTuple, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 import outcome
 import redis
 import redis.exceptions as rex
 import trio
 from redis.backoff import NoBackoff
-from redis.client import PubSub
 from redis.retry import Retry
 
 from ..errors import StorageError
@@ -56,14 +51,11 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",
     "Arg",
-    "Message",
     "RedisConnection",
     "Script",
     "ScriptLike",
-    "Subscription",
     "counting_outstanding",
     "open_connection",
-    "open_subscription",
     "outstanding_calls",
     "redact_url",
 ]
@@ -546,245 +538,3 @@ async def open_connection(
     )
     async with conn:
         yield conn
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Pub/sub (wake-up hints)
-
-
-class Message(NamedTuple):
-    """A message published on a subscribed channel (`channel, data = message`)."""
-
-    channel: bytes
-    data: bytes
-
-
-class Subscription:
-    """A pub/sub listener in its own thread with its own connection. Open with `open_subscription`.
-
-    Messages wait in a bounded buffer (`max_pending`; when full, the oldest are dropped: they are hints).
-    After a connection loss the thread reconnects on its own (every `retry_interval` seconds) and
-    resubscribes; messages published meanwhile are lost, so the next `wait` then returns None at once,
-    meaning "nothing specific: go and look" (`resumed` counts these reconnections).
-    """
-
-    _POLL: Final = 0.1  # seconds the thread waits for a message before checking whether to stop
-
-    def __init__(
-        self,
-        url: str,
-        channels: Sequence[str | bytes],
-        *,
-        name: str = "skedulr-sub",
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        retry_interval: float = 1.0,
-        max_pending: int = 1024,
-    ) -> None:
-        if not channels:
-            raise ValueError("subscribe to at least one channel")
-        if not _CLIENT_NAME.fullmatch(name):
-            raise ValueError(f"subscription name {name!r}: use 1-256 printable ASCII characters, no spaces")
-        self.url: Final[str] = redact_url(url)
-        self.name: Final[str] = name
-        self.channels: Final[tuple[bytes, ...]] = tuple(c.encode() if isinstance(c, str) else c for c in channels)
-        self._reply_timeout = connect_timeout + 1.0
-        self._live_pubsub: PubSub | None = None  # the thread's, so aclose can wake it
-        self._client = _make_client(url, name, connect_timeout, self._reply_timeout)
-        self._retry_interval = retry_interval
-        self._pending: deque[Message] = deque(maxlen=max_pending)
-        self._look = False  # a reconnection happened: the next wait() returns None at once
-        self._lot = trio.lowlevel.ParkingLot()
-        self._stop = threading.Event()
-        self._ready = trio.Event()
-        self._exited = trio.Event()
-        self._start_error: StorageError | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._thread: threading.Thread | None = None
-        self._connected = False
-        self.resumed = 0
-        """How often the subscription was re-established after a connection loss."""
-
-    async def start(self) -> None:
-        """Starts the thread and returns once subscribed; `StorageError` if Redis cannot be reached."""
-        if self._thread is not None:
-            raise RuntimeError(f"{self!r} was started already")
-        self._token = trio.lowlevel.current_trio_token()
-        self._thread = threading.Thread(target=self._run, name=f"skedulr-redis-{self.name}", daemon=True)
-        self._thread.start()
-        try:
-            await self._ready.wait()
-        finally:
-            if self._start_error is not None or not self._ready.is_set():
-                await self.aclose()
-        if self._start_error is not None:
-            raise self._start_error
-
-    async def wait(self, timeout: float | None = None) -> Message | None:
-        """The next message; None after `timeout` seconds (None: no limit) without one, or at once after a
-        reconnection (messages may have been lost). Always a checkpoint. Meant for one consumer task."""
-        if not self._pending and not self._look:
-            with trio.move_on_after(math.inf if timeout is None else timeout):
-                await self._lot.park()
-        else:
-            await trio.lowlevel.checkpoint()
-        if self._pending:
-            return self._pending.popleft()
-        self._look = False
-        return None
-
-    async def aclose(self) -> None:
-        """Stops the thread and closes its connection. Idempotent; shielded. The thread is woken at once by
-        shutting its socket down (rather than waiting out its 0.1 s poll): a close that waits on a thread
-        for long lets a test's autojump clock race ahead."""
-        self._stop.set()
-        pubsub = self._live_pubsub
-        connection = getattr(pubsub, "connection", None) if pubsub is not None else None
-        sock = getattr(connection, "_sock", None)  # redis-py keeps no public handle on it
-        if sock is not None:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            with trio.CancelScope(shield=True):
-                await self._exited.wait()
-            self._thread.join()  # it has handed over its last result: only returning is left
-        else:
-            self._client.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._exited.is_set() else "subscribed" if self._connected else "reconnecting"
-        chans = ",".join(c.decode(errors="replace") for c in self.channels)
-        return (
-            f"<Subscription {self.name} {self.url} channels={chans} {state} pending={len(self._pending)} "
-            f"resumed={self.resumed}>"
-        )
-
-    # -- Trio side of the hand-off
-
-    def _push(self, messages: list[Message]) -> None:
-        self._pending.extend(messages)
-        self._lot.unpark_all()
-
-    def _resume(self) -> None:
-        self.resumed += 1
-        self._look = True
-        self._lot.unpark_all()
-
-    def _started(self, error: StorageError | None) -> None:
-        self._start_error = error
-        self._ready.set()
-
-    def _finished(self) -> None:
-        self._ready.set()
-        self._exited.set()
-
-    # -- the thread
-
-    def _hand_over(self, fn: Callable[..., None], *args: Any) -> bool:
-        assert self._token is not None
-        try:
-            self._token.run_sync_soon(fn, *args)
-        except trio.RunFinishedError:
-            self._stop.set()
-            return False
-        return True
-
-    def _run(self) -> None:
-        first = True
-        try:
-            while not self._stop.is_set():
-                try:
-                    pubsub = self._live_pubsub = self._subscribe()
-                except _UNREACHABLE as e:
-                    reason = _scrub(f"{type(e).__name__}: {e}", self.url)
-                    if first:
-                        error = StorageError(f"cannot subscribe at Redis {self.url}: {reason}")
-                        error.__cause__ = e
-                        self._hand_over(self._started, error)
-                        return
-                    self._stop.wait(self._retry_interval)
-                    continue
-                self._connected = True
-                if first:
-                    first = False
-                    self._hand_over(self._started, None)
-                else:
-                    log.warning("subscription %s at %s re-established", self.name, self.url)
-                    self._hand_over(self._resume)
-                try:
-                    self._listen(pubsub)
-                except _UNREACHABLE as e:
-                    if self._stop.is_set():  # aclose() shut the socket down to wake us
-                        break
-                    reason = _scrub(f"{type(e).__name__}: {e}", self.url)
-                    log.warning("subscription %s lost Redis at %s (%s); reconnecting", self.name, self.url, reason)
-                finally:
-                    self._connected = False
-                    self._live_pubsub = None
-                    pubsub.close()
-        except Exception:  # a bug of ours: say so, and let aclose() return
-            log.exception("subscription %s: unexpected error; it stops", self.name)
-        finally:
-            self._client.close()
-            self._hand_over(self._finished)
-
-    def _subscribe(self) -> PubSub:
-        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
-        try:
-            pubsub.subscribe(*self.channels)
-            waiting = set(self.channels)
-            deadline = time.monotonic() + self._reply_timeout
-            while waiting:  # wait for every confirmation, so a PUBLISH after start() is seen
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise rex.TimeoutError("no SUBSCRIBE confirmation")
-                m = pubsub.get_message(timeout=left)
-                if m is not None and m["type"] == "subscribe":
-                    waiting.discard(m["channel"])
-        except BaseException:
-            pubsub.close()
-            raise
-        return pubsub
-
-    def _listen(self, pubsub: PubSub) -> None:
-        while not self._stop.is_set():
-            m = pubsub.get_message(timeout=self._POLL)
-            batch: list[Message] = []
-            while m is not None:  # take what has arrived, hand it over in one go
-                if m["type"] == "message":
-                    batch.append(Message(m["channel"], m["data"]))
-                    if len(batch) >= 256:
-                        break
-                m = pubsub.get_message(timeout=0.0)
-            if batch and not self._hand_over(self._push, batch):
-                return
-
-
-@asynccontextmanager
-async def open_subscription(
-    url: str,
-    channels: Sequence[str | bytes],
-    *,
-    name: str = "skedulr-sub",
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    retry_interval: float = 1.0,
-    max_pending: int = 1024,
-) -> AsyncIterator[Subscription]:
-    """`async with open_subscription(url, ["wake"]) as sub: message = await sub.wait(1.0)`.
-
-    Returns once subscribed (a PUBLISH after that is delivered); raises `StorageError` if Redis cannot be
-    reached at open. Later connection losses heal in the background (see `Subscription`)."""
-    sub = Subscription(
-        url, channels, name=name, connect_timeout=connect_timeout, retry_interval=retry_interval,
-        max_pending=max_pending,
-    )  # fmt: skip
-    async with sub:
-        yield sub

@@ -30,7 +30,8 @@ from ..errors import (
 from ..task import TaskInfo, TaskPage
 from . import _scripts
 from ._redis_direct import DirectConnection
-from ._redis_io import RedisConnection, open_connection, open_subscription, redact_url
+from ._redis_io import RedisConnection, open_connection, redact_url
+from ._redis_subscription import open_subscription
 from .base import ClaimRow, Held, Spec, parse_cursor
 
 log = logging.getLogger("skedulr")

@@ -1,0 +1,196 @@
+"""Pub/sub for wake-up hints and cancels, read by a Trio task from its own socket.
+
+A hint is on the latency path from submit to start: a thread reading the socket would add a hand-off
+to Trio, which on a machine idle between jobs costs about a round trip. So the subscription is a Trio
+task: `async with open_subscription(url, ["wake"]) as sub: message = await sub.wait(1.0)`.
+
+Opening returns once every channel is confirmed (a PUBLISH after that is delivered) and raises
+`StorageError` if Redis cannot be reached. A connection lost later heals in the background, every
+`retry_interval` seconds; messages published meanwhile are lost, so after a reconnection `wait()`
+returns None once at once ("hints may have been lost: go and look").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final, NamedTuple
+
+import hiredis
+import trio
+from redis.connection import parse_url
+
+from ..errors import StorageError
+from ._redis_direct import open_stream, pack, read_reply, scrub
+from ._redis_io import DEFAULT_CONNECT_TIMEOUT, redact_url
+
+log = logging.getLogger("skedulr")
+
+_CLIENT_NAME = re.compile(r"[!-~]{1,256}")  # what CLIENT SETNAME takes: printable ASCII, no spaces
+_LOST = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+
+
+class Message(NamedTuple):
+    """A message published on a subscribed channel (`channel, data = message`)."""
+
+    channel: bytes
+    data: bytes
+
+
+class Subscription:
+    """The state of one subscription; `open_subscription` runs it. Meant for one consumer task."""
+
+    def __init__(
+        self,
+        url: str,
+        channels: Sequence[str | bytes],
+        *,
+        name: str = "skedulr-sub",
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry_interval: float = 1.0,
+        max_pending: int = 1024,
+    ) -> None:
+        if not channels:
+            raise ValueError("subscribe to at least one channel")
+        if not _CLIENT_NAME.fullmatch(name):
+            raise ValueError(f"subscription name {name!r}: use 1-256 printable ASCII characters, no spaces")
+        self.url: Final[str] = redact_url(url)
+        self.name: Final[str] = name
+        self.channels: Final[tuple[bytes, ...]] = tuple(c.encode() if isinstance(c, str) else c for c in channels)
+        try:
+            self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError:
+            raise ValueError(f"invalid Redis URL {self.url}") from None
+        self._connect_timeout = connect_timeout
+        self._retry_interval = retry_interval
+        self._pending: deque[Message] = deque(maxlen=max_pending)
+        self._look = False  # a reconnection happened: the next wait() returns None at once
+        self._lot = trio.lowlevel.ParkingLot()
+        self._state = "starting"
+        self.resumed = 0
+        """How often the subscription was re-established after a connection loss."""
+
+    def __repr__(self) -> str:
+        chans = ",".join(c.decode(errors="replace") for c in self.channels)
+        return (
+            f"<Subscription {self.name} {self.url} channels={chans} {self._state} pending={len(self._pending)} "
+            f"resumed={self.resumed}>"
+        )
+
+    async def wait(self, timeout: float | None = None) -> Message | None:
+        """The next message; None after `timeout` seconds (None: no limit) without one, or at once after a
+        reconnection (messages may have been lost). Always a checkpoint."""
+        if not self._pending and not self._look:
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await self._lot.park()
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._pending:
+            return self._pending.popleft()
+        self._look = False
+        return None
+
+    async def connect(self) -> tuple[trio.abc.Stream, hiredis.Reader]:
+        """The first subscription; `StorageError` if Redis cannot be reached."""
+        reader = hiredis.Reader()
+        try:
+            return await self._subscribe(reader), reader
+        except _LOST as e:
+            reason = scrub(f"{type(e).__name__}: {e}", self._options)
+            raise StorageError(f"cannot subscribe at Redis {self.url}: {reason}") from None
+
+    async def run(self, first: tuple[trio.abc.Stream, hiredis.Reader]) -> None:
+        """Reads messages from the connection `connect` made until cancelled; when the connection is lost,
+        subscribes again every `retry_interval` seconds."""
+        stream, reader = first
+        try:
+            while True:
+                self._state = "subscribed"
+                try:
+                    await self._listen(stream, reader)
+                except _LOST as e:
+                    reason = scrub(f"{type(e).__name__}: {e}", self._options)
+                    log.warning("subscription %s lost Redis at %s (%s); reconnecting", self.name, self.url, reason)
+                finally:
+                    self._state = "reconnecting"
+                    with trio.CancelScope(shield=True):
+                        await stream.aclose()
+                while True:
+                    await trio.sleep(self._retry_interval)
+                    reader = hiredis.Reader()
+                    try:
+                        stream = await self._subscribe(reader)
+                        break
+                    except _LOST:
+                        continue
+                log.warning("subscription %s at %s re-established", self.name, self.url)
+                self.resumed += 1
+                self._look = True
+                self._lot.unpark_all()
+        finally:
+            self._state = "closed"
+
+    async def _subscribe(self, reader: hiredis.Reader) -> trio.abc.Stream:
+        """Connects and subscribes, waiting for every confirmation."""
+        with trio.fail_after(self._connect_timeout):
+            stream = await open_stream(self._options, self.name, reader)
+            try:
+                await stream.send_all(pack(("SUBSCRIBE", *self.channels)))
+                waiting = set(self.channels)
+                while waiting:
+                    reply = await read_reply(stream, reader)
+                    if isinstance(reply, hiredis.ReplyError):
+                        raise OSError(f"SUBSCRIBE refused: {reply}")
+                    if isinstance(reply, list) and reply[:1] == [b"subscribe"]:
+                        waiting.discard(reply[1])
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+                raise
+        return stream
+
+    async def _listen(self, stream: trio.abc.Stream, reader: hiredis.Reader) -> None:
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                raise trio.BrokenResourceError("Redis closed the connection")
+            reader.feed(bytes(data))
+            got = False
+            while (reply := reader.gets()) is not False:
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    self._pending.append(Message(reply[1], reply[2]))
+                    got = True
+            if got:
+                self._lot.unpark_all()
+
+
+@asynccontextmanager
+async def open_subscription(
+    url: str,
+    channels: Sequence[str | bytes],
+    *,
+    name: str = "skedulr-sub",
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retry_interval: float = 1.0,
+    max_pending: int = 1024,
+) -> AsyncIterator[Subscription]:
+    """`async with open_subscription(url, ["wake"]) as sub: message = await sub.wait(1.0)`; see the module
+    docstring."""
+    sub = Subscription(
+        url, channels, name=name, connect_timeout=connect_timeout, retry_interval=retry_interval,
+        max_pending=max_pending,
+    )  # fmt: skip
+    first = await sub.connect()  # before the nursery, so its StorageError is not wrapped in a group
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sub.run, first)
+        try:
+            yield sub
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+__all__ = ["Message", "Subscription", "open_subscription"]
