@@ -37,10 +37,12 @@ local SHIFT = 4398046511104 -- 2^42
 
 local function tkey(tag, id) return tag .. ':t:' .. id end
 
--- Calls `cmd key items...` in chunks of an even size: Lua's unpack takes at most about 8,000 values.
-local function call_in_chunks(cmd, key, items)
-  for i = 1, #items, 4000 do
-    rcall(cmd, key, unpack(items, i, math.min(i + 3999, #items)))
+-- Calls `cmd key items...` (the first n items, default all) in chunks of an even size: Lua's unpack takes
+-- at most about 8,000 values.
+local function call_in_chunks(cmd, key, items, n)
+  n = n or #items
+  for i = 1, n, 4000 do
+    rcall(cmd, key, unpack(items, i, math.min(i + 3999, n)))
   end
 end
 

@@ -34,17 +34,23 @@ local function damaged(f)
   return nil
 end
 
+if max < 1 then return {} end
+-- A reply of many large payloads takes a while to cross the network: the batch stops growing past this
+-- many bytes of specs (it always takes at least one task).
+local MAX_REPLY_BYTES = 8 * 1024 * 1024
 local out, n_out = {}, 0
 local leases, n_leases = {}, 0
 local lease_until = now + lease_ms
--- ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN: no scores to turn into Lua strings
-local popped = rcall('ZRANGE', KEYS[1], 0, max - 1)
-local count = #popped
-if count > 0 then rcall('ZREMRANGEBYRANK', KEYS[1], 0, count - 1) end
-local first_token = count > 0 and rcall('INCRBY', KEYS[4], count) - count or 0
+-- ZRANGE, then ZREM of what was taken, rather than ZPOPMIN: no scores to make Lua strings of. (By member,
+-- not by rank: a damaged record's end may make a DAG child ready in this very queue meanwhile.)
+local candidates = rcall('ZRANGE', KEYS[1], 0, max - 1)
+local first_token = tonumber(rcall('GET', KEYS[4]) or 0)
+local taken, bytes = 0, 0
 local started = 0 -- queued -> running, counted once for the batch
-for i = 1, count do
-  local id = string.sub(popped[i], 13)
+for i = 1, #candidates do
+  if bytes > MAX_REPLY_BYTES then break end
+  taken = i
+  local id = string.sub(candidates[i], 13)
   local h = tkey(tag, id)
   local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
   local missing = damaged(f)
@@ -67,7 +73,12 @@ for i = 1, count do
     n_leases = n_leases + 2
     out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, token, attempt, f[1]
     n_out = n_out + 4
+    bytes = bytes + #f[1]
   end
+end
+if taken > 0 then
+  call_in_chunks('ZREM', KEYS[1], candidates, taken)
+  rcall('INCRBY', KEYS[4], taken)
 end
 call_in_chunks('ZADD', KEYS[3], leases)
 if started > 0 then

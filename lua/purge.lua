@@ -14,7 +14,7 @@ local tag = ARGV[1]
 local function delete(id, free_key)
   local h = tkey(tag, id)
   local f = rcall('HMGET', h, 'pool', 'status', 'key')
-  rcall('HINCRBY', tag .. ':counts', f[1] .. '/' .. f[2], -1)
+  rcall('HINCRBY', tag .. ':counts', (f[1] or 'unknown') .. '/' .. (f[2] or 'dead'), -1)
   if free_key and f[3] then
     local kk = tag .. ':k:' .. f[3]
     if rcall('GET', kk) == id then rcall('DEL', kk) end

@@ -441,3 +441,24 @@ async def test_a_prefetched_task_that_is_cancelled_never_runs(sched, autojump_cl
         await trio.sleep(1)
     assert "victim" not in ran
     assert (await s.get(victim)).status is TaskStatus.CANCELLED
+
+
+async def test_a_long_job_sends_the_tasks_claimed_behind_it_back(sched, autojump_clock):
+    s = sched(max_workers=1)
+
+    @s.job("sleep")
+    async def sleep(ctx):
+        await trio.sleep(float(ctx.payload))
+
+    async with s:
+        for task_id in [await s.submit(Task("sleep", "0.01")) for _ in range(3)]:
+            await s.wait(task_id)  # short jobs: the pool claims ahead
+        blocker = await s.submit(Task("sleep", "5"))
+        follower = await s.submit(Task("sleep", "0.01"))
+        while (await s.stats()).pools["default"].prefetched == 0:
+            await trio.sleep(0.001)
+        await trio.sleep(1.5)  # the blocker now counts as long: the follower goes back to the queue
+        assert (await s.stats()).pools["default"].prefetched == 0
+        assert (await s.get(follower)).status is TaskStatus.QUEUED
+        assert (await s.get(blocker)).status is TaskStatus.RUNNING
+        assert (await s.wait(follower, timeout=10)).status is TaskStatus.SUCCEEDED

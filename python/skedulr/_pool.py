@@ -4,8 +4,10 @@ deque (DESIGN.md §4: faster than a memory channel or a task per job).
 While the pool's jobs are short (their average under `PREFETCH_BELOW` seconds) the fetcher also claims
 up to `size` tasks ahead: a runner that finishes starts the next task at once instead of waiting for a
 claim round trip, which would otherwise idle every runner between two short jobs. A prefetched task
-waits at most about one short job; pools of long jobs never prefetch, so no task waits behind a long job
-while another instance has room. Prefetched tasks are leased and renewed like running ones.
+waits at most about one short job: once a running job has taken `PREFETCH_BELOW` seconds the pool counts
+as one of long jobs and hands its prefetched tasks back, so none waits behind a long job while another
+instance has room. Prefetched tasks are leased and renewed like running ones; one whose lease was last
+confirmed more than half a lease ago is handed back rather than started (it may be running elsewhere).
 
 The pool never runs more jobs than its size: runners start a job only while `running < size`, and a
 timed-out sync job keeps its runner until its thread returns.
@@ -43,6 +45,8 @@ class Pool:
         self._woken = False
         self._nursery: trio.Nursery | None = None
         self.average_job_seconds = math.inf  # unknown until a job has run: no prefetch
+        self._started_at: dict[int, float] = {}  # token -> trio time, of the jobs running now
+        self._leased_at: dict[int, float] = {}  # token -> trio time its lease was last confirmed, of the backlog
 
     def __repr__(self) -> str:
         paused = " paused" if self.paused else ""
@@ -94,6 +98,7 @@ class Pool:
         surplus: list[ClaimRow] = []
         while self.backlog and self.free_slots < 0:
             surplus.append(self.backlog.pop())
+        self._forget(surplus)
         return surplus
 
     def wake(self) -> None:
@@ -101,17 +106,38 @@ class Pool:
         self._woken = True
         self._fetcher_lot.unpark_all()
 
+    def leases_confirmed(self, held: set[Held], at: float) -> None:
+        """The heartbeat renewed these leases at `at`."""
+        for row in self.backlog:
+            if (row[0], row[1]) in held:
+                self._leased_at[row[1]] = at
+
+    def _check_long_jobs(self) -> None:
+        """A job running for PREFETCH_BELOW seconds already makes this a pool of long jobs: the tasks
+        claimed ahead go back to the queue rather than wait behind it."""
+        if self.backlog and self._started_at and self.average_job_seconds < PREFETCH_BELOW:
+            oldest, now = min(self._started_at.values()), trio.current_time()
+            if oldest + PREFETCH_BELOW <= now:  # (the very sum the fetcher's deadline is, to the last bit)
+                self.average_job_seconds = max(PREFETCH_BELOW, now - oldest)
+                self._scheduler._hand_back_rows(self._surplus())
+
     def drop_from_backlog(self, held: set[Held]) -> None:
         """Forgets claimed, unstarted tasks whose (handle, token) is in `held`: cancelled, or their lease lost."""
         if any((row[0], row[1]) in held for row in self.backlog):
             kept = [row for row in self.backlog if (row[0], row[1]) not in held]
+            self._forget([row for row in self.backlog if (row[0], row[1]) in held])
             self.backlog.clear()
             self.backlog.extend(kept)
 
     def take_backlog(self) -> list[ClaimRow]:
         rows = list(self.backlog)
         self.backlog.clear()
+        self._forget(rows)
         return rows
+
+    def _forget(self, rows: list[ClaimRow]) -> None:
+        for row in rows:
+            self._leased_at.pop(row[1], None)
 
     async def _fetch_loop(self) -> None:
         s = self._scheduler
@@ -130,6 +156,9 @@ class Pool:
                 s._hand_back_rows(rows)
                 continue
             self.backlog.extend(rows)
+            now = trio.current_time()
+            for row in rows:
+                self._leased_at[row[1]] = now
             s._hand_back_rows(self._surplus())  # shrunk while the claim was in flight
             if s._stopping:
                 return
@@ -140,6 +169,7 @@ class Pool:
             await self._sleep_until_woken(await s._storage.next_due(self.name))
 
     async def _sleep_until_woken(self, due_ms: int | None) -> None:
+        self._check_long_jobs()
         if self._woken:  # woken while busy: look again, after letting others run
             self._woken = False
             await trio.lowlevel.checkpoint()
@@ -148,6 +178,10 @@ class Pool:
         deadline = s._clock.trio_time(due_ms) if due_ms is not None else math.inf
         if s._storage.poll_interval is not None:
             deadline = min(deadline, trio.current_time() + s._storage.poll_interval)
+        if self.backlog and self._started_at and self.average_job_seconds < PREFETCH_BELOW:
+            # claimed ahead: look again when the oldest running job would count as long (in the future:
+            # _check_long_jobs just ran)
+            deadline = min(deadline, min(self._started_at.values()) + PREFETCH_BELOW)
         with trio.move_on_at(deadline):
             await self._fetcher_lot.park()
 
@@ -163,12 +197,17 @@ class Pool:
                             return
                         if self.backlog and self.running < self.size and not (s._stopping or self.is_paused):
                             row = self.backlog.popleft()
-                            self.running += 1
                             began = trio.current_time()
+                            if began - self._leased_at.pop(row[1], began) > s.lease_ttl / 2:
+                                s._hand_back_rows([row])  # its lease may have run out: maybe running elsewhere
+                                continue
+                            self.running += 1
+                            self._started_at[row[1]] = began
                             try:
                                 await s._run_attempt(self, row, scope)
                             finally:
                                 self.running -= 1
+                                del self._started_at[row[1]]
                                 self._job_took(trio.current_time() - began)
                                 self.wake()
                         else:

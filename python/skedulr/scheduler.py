@@ -329,6 +329,11 @@ class Scheduler:
     def _on_wake_hint(self, pool: str) -> None:
         if pool == CONTROL_HINT:
             self._controls_changed.set()
+        elif pool == "*":  # hints lost: a cancel too, maybe, of a task claimed ahead; hand them all back
+            for p in self._pools.values():
+                self._hand_back_rows(p.take_backlog())
+            self._controls_changed.set()
+            self._wake_all()
         elif pool in self._pools:
             self._pools[pool].wake()
 
@@ -794,11 +799,15 @@ class Scheduler:
             held += [(r[0], r[1]) for p in self._pools.values() for r in p.backlog]
             if not held:
                 continue
+            sent = trio.current_time()
             lost = {tuple(h) for h in await self._storage.renew(held, lease_ms, self._clock.now_ms())}
             for attempt in list(self._running.values()):
                 if (attempt.handle, attempt.token) in lost:
                     attempt.stop("lease")
             self._drop_unstarted(lost)
+            kept = {(h[0], h[1]) for h in held} - lost
+            for pool in self._pools.values():
+                pool.leases_confirmed(kept, sent)
 
     async def _reap_loop(self) -> None:
         while True:

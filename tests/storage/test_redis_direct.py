@@ -113,3 +113,50 @@ async def test_a_cancelled_call_drops_the_connection_and_the_next_call_gets_its_
         assert outstanding_calls() == 0
     finally:
         await conn.aclose()
+
+
+async def _throttling_proxy(upstream_port: int, *, task_status: trio.TaskStatus[int]) -> None:
+    """A TCP proxy that passes Redis's replies on 4 KiB every 10 ms: a large reply takes a while."""
+
+    async def relay(client: trio.SocketStream) -> None:
+        async with client, await trio.open_tcp_stream("127.0.0.1", upstream_port) as server:
+            await pipe(client, server)
+
+    async def pipe(client: trio.SocketStream, server: trio.SocketStream) -> None:
+
+        async def up() -> None:
+            async for data in client:
+                await server.send_all(data)
+
+        async def down() -> None:
+            async for data in server:
+                for i in range(0, len(data), 4096):
+                    await client.send_all(data[i : i + 4096])
+                    await trio.sleep(0.01)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(up)
+            nursery.start_soon(down)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(relay, listeners)
+
+
+async def test_a_large_reply_that_keeps_coming_is_not_cut_short(redis_server: RedisServer) -> None:
+    """The timeout is for silence, not for the whole reply: half a megabyte trickling in for about a second
+    arrives whole with a 0.3 s timeout (a claim of large payloads must not fail after it ran)."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("big", b"x" * 500_000)
+    client.close()
+    get_big = Script("return redis.call('GET', KEYS[1])", name="get_big")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(_throttling_proxy, redis_server.port)
+        conn = DirectConnection(
+            f"redis://127.0.0.1:{port}/0", name="test-direct-slow", connect_timeout=0.2, socket_timeout=0.3
+        )
+        start = time.monotonic()
+        assert len(await conn.eval_script(get_big, ["big"])) == 500_000
+        assert time.monotonic() - start > 0.6  # it really trickled for longer than the timeout
+        await conn.aclose()
+        nursery.cancel_scope.cancel()

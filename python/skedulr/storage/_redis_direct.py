@@ -16,6 +16,7 @@ left on the socket; as with every call, the command may still have run on the se
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -46,13 +47,15 @@ def pack(args: Sequence[Arg]) -> bytes:
     return packed
 
 
-async def read_reply(stream: trio.abc.Stream, reader: hiredis.Reader) -> Any:
-    """The next reply on `stream` (an error reply is returned, not raised)."""
+async def read_reply(stream: trio.abc.Stream, reader: hiredis.Reader, idle_timeout: float = math.inf) -> Any:
+    """The next reply on `stream` (an error reply is returned, not raised). `trio.TooSlowError` when no
+    byte arrives for `idle_timeout` seconds: a large reply may take long, a silent server may not."""
     while True:
         reply = reader.gets()
         if reply is not False:
             return reply
-        data = await stream.receive_some(65536)
+        with trio.fail_after(idle_timeout):
+            data = await stream.receive_some(65536)
         if not data:
             raise trio.BrokenResourceError("Redis closed the connection")
         reader.feed(bytes(data))
@@ -119,6 +122,7 @@ class DirectConnection:
         self._reader = hiredis.Reader()
         self._down = False
         self._turn = trio.Lock()
+        self._closed = False  # by aclose: a call still waiting for its turn must not reconnect
 
     def __repr__(self) -> str:
         state = "connected" if self._stream is not None else "not connected"
@@ -139,6 +143,10 @@ class DirectConnection:
         return reply
 
     async def aclose(self) -> None:
+        self._closed = True
+        await self._drop()
+
+    async def _drop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             with trio.CancelScope(shield=True):
@@ -151,19 +159,22 @@ class DirectConnection:
             return await self._call_now(data)
 
     async def _call_now(self, data: bytes) -> Any:
+        if self._closed:
+            raise StorageError(f"Redis connection {self.name} to {self.url} is closed")
         with counting_outstanding():
             finished = False
             try:
-                with trio.fail_after(self._connect_timeout + self._socket_timeout):
-                    stream = self._stream or await self._connect()
+                stream = self._stream or await self._connect()
+                # a large command may take a while to go out: a second per MiB on top of the timeout
+                with trio.fail_after(self._socket_timeout + len(data) / (1 << 20)):
                     await stream.send_all(data)
-                    reply = await read_reply(stream, self._reader)
+                reply = await read_reply(stream, self._reader, self._socket_timeout)
                 finished = True
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
                 raise self._unreachable(e) from e
             finally:
                 if not finished:  # cancelled or failed half-way: the socket may hold half a reply
-                    await self.aclose()
+                    await self._drop()
         if self._down:
             self._down = False
             log.warning("Redis at %s answers again (connection %s)", self.url, self.name)

@@ -26,12 +26,13 @@ from redis.connection import parse_url
 
 from ..errors import StorageError
 from ._redis_direct import open_stream, pack, read_reply, scrub
-from ._redis_io import DEFAULT_CONNECT_TIMEOUT, redact_url
+from ._redis_io import DEFAULT_CONNECT_TIMEOUT, counting_outstanding, redact_url
 
 log = logging.getLogger("skedulr")
 
 _CLIENT_NAME = re.compile(r"[!-~]{1,256}")  # what CLIENT SETNAME takes: printable ASCII, no spaces
-_LOST = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+_LOST = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, hiredis.ProtocolError)
+HEALTH_CHECK_EVERY = 30.0  # seconds without a message after which a PING checks the connection is alive
 
 
 class Message(NamedTuple):
@@ -105,7 +106,7 @@ class Subscription:
 
     async def run(self, first: tuple[trio.abc.Stream, hiredis.Reader]) -> None:
         """Reads messages from the connection `connect` made until cancelled; when the connection is lost,
-        subscribes again every `retry_interval` seconds."""
+        subscribes again at once, then every `retry_interval` seconds."""
         stream, reader = first
         try:
             while True:
@@ -120,13 +121,12 @@ class Subscription:
                     with trio.CancelScope(shield=True):
                         await stream.aclose()
                 while True:
-                    await trio.sleep(self._retry_interval)
                     reader = hiredis.Reader()
                     try:
                         stream = await self._subscribe(reader)
                         break
                     except _LOST:
-                        continue
+                        await trio.sleep(self._retry_interval)
                 log.warning("subscription %s at %s re-established", self.name, self.url)
                 self.resumed += 1
                 self._look = True
@@ -154,8 +154,15 @@ class Subscription:
         return stream
 
     async def _listen(self, stream: trio.abc.Stream, reader: hiredis.Reader) -> None:
+        """Reads messages; after HEALTH_CHECK_EVERY quiet seconds a PING must be answered (a connection
+        half-open after a network fault would otherwise go unnoticed, and hints with it)."""
         while True:
-            data = await stream.receive_some(65536)
+            with trio.move_on_after(HEALTH_CHECK_EVERY) as quiet:
+                data = await stream.receive_some(65536)
+            if quiet.cancelled_caught:
+                await stream.send_all(pack(("PING",)))  # answered ["pong", ""] in subscribed mode
+                with counting_outstanding(), trio.fail_after(self._connect_timeout + 1.0):
+                    data = await stream.receive_some(65536)
             if not data:
                 raise trio.BrokenResourceError("Redis closed the connection")
             reader.feed(bytes(data))

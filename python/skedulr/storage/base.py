@@ -53,7 +53,8 @@ class Storage(Protocol):
         task_status: trio.TaskStatus[None] = ...,
     ) -> None:
         """Relays other instances' news until cancelled: a pool got work (`on_wake(pool)`), a running
-        task was cancelled (`on_cancel(task_id)`)."""
+        task was cancelled (`on_cancel(task_id)`). `on_wake("*")`: news may have been lost (the
+        connection was re-established): look at every pool, and trust no task claimed ahead."""
         ...
 
     async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:

@@ -52,15 +52,17 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
 MIN_REDIS_VERSION = (6, 2)
 _SWEEP_BATCH = 1000  # ended tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
+_GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
 
 
 class _SubmitGroup:
     """Single submits sent together in one script call (each task's `_task_args`), and each one's outcome."""
 
-    __slots__ = ("done", "results", "tasks")
+    __slots__ = ("bytes", "done", "results", "tasks")
 
     def __init__(self) -> None:
         self.tasks: list[list[Any]] = []
+        self.bytes = 0
         self.results: list[tuple[str, bool] | Exception] = []
         self.done = trio.Event()
 
@@ -279,14 +281,17 @@ class RedisStorage:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
         task_args = self._task_args((spec[0] or _new_id(), *spec[1:]))
+        size = len(task_args[1])  # the spec: name, numbers and payload
         group = self._gathering
-        if group is not None and len(group.tasks) < _GROUP_LIMIT:
+        if group is not None and len(group.tasks) < _GROUP_LIMIT and group.bytes + size <= _GROUP_BYTES:
             index = len(group.tasks)
             group.tasks.append(task_args)
+            group.bytes += size
             await group.done.wait()  # cancelled here: the task may still be stored, as with any call
         else:
             group, index = _SubmitGroup(), 0
             group.tasks.append(task_args)
+            group.bytes = size
             self._gathering = group
             # The others in the group depend on this call: it finishes even if its caller is cancelled
             # (the connection fails fast when Redis cannot be reached, so this cannot hang).
@@ -639,7 +644,8 @@ class RedisStorage:
             task_status.started()
             while True:
                 message = await sub.wait(None)
-                if message is None:
+                if message is None:  # re-subscribed after a connection loss: hints may have been lost
+                    on_wake("*")
                     continue
                 channel, data = message
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))

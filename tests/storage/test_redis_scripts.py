@@ -1,0 +1,49 @@
+"""Edges of the Redis scripts met through the storage API: a resubmitted task that then succeeds drops
+the error it went dead with, a task that lost its pool field is still swept, an empty claim claims
+nothing."""
+
+from __future__ import annotations
+
+import redis
+
+from skedulr import RedisStorage
+
+SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [])
+
+
+async def test_a_resubmitted_task_that_succeeds_drops_its_old_error(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="scripts-resubmit", use_client_clock=True, max_lease_losses=1)
+    async with storage.session():
+        ((task_id, _),) = await storage.submit_many([SPEC], 1000)
+        await storage.claim("default", 1, 1, 100, 1000)
+        ((_, _, _, dead),) = await storage.reap(2000)  # the lease ran out: one loss is the limit
+        assert dead and "lost its lease" in ((await storage.get(task_id, 2000)).error or "")
+        await storage.resubmit(task_id, 3000)
+        ((handle, token, *_),) = await storage.claim("default", 1, 1, 5000, 3000)
+        assert await storage.succeed_many([(handle, token, None)], 3500) == []
+        info = await storage.get(task_id, 4000)
+        assert info.status.value == "succeeded" and info.error is None, info
+
+
+async def test_an_ended_task_without_its_pool_field_is_swept(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="scripts-sweep", use_client_clock=True, retention=1.0)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC, SPEC], 1000)]
+        rows = await storage.claim("default", 2, 1, 5000, 1000)
+        client = redis.Redis.from_url(redis_url)
+        assert client.hdel(storage._key("t", ids[0]), "pool") == 1
+        assert await storage.succeed_many([(r[0], r[1], None) for r in rows], 1500) == []
+        assert await storage.sweep(10_000) == 2
+        assert not client.exists(storage._key("t", ids[0]), storage._key("t", ids[1]))
+        client.close()
+        counts = await storage.counts(10_000)  # (the pool-less one counts under "unknown" once it ends)
+        totals = {status: sum(per_pool[status] for per_pool in counts.values()) for status in counts["default"]}
+        assert all(n == 0 for n in totals.values()), counts
+
+
+async def test_a_claim_for_no_task_claims_nothing(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="scripts-claim", use_client_clock=True)
+    async with storage.session():
+        await storage.submit_many([SPEC, SPEC], 1000)
+        assert await storage.claim("default", 0, 1, 5000, 1000) == []
+        assert len(await storage.claim("default", 5, 1, 5000, 1000)) == 2
