@@ -9,8 +9,8 @@ import time
 import pytest
 import trio
 
-from skedulr import ConstantBackoff, NoRetry, Task, TaskStatus
-from skedulr.errors import InvalidOptionError, UnknownPoolError
+from skedulr import ConstantBackoff, MemoryStorage, NoRetry, Scheduler, Task, TaskStatus
+from skedulr.errors import InvalidOptionError, StorageError, UnknownPoolError
 
 
 class Gauge:
@@ -462,3 +462,34 @@ async def test_a_long_job_sends_the_tasks_claimed_behind_it_back(sched, autojump
         assert (await s.get(follower)).status is TaskStatus.QUEUED
         assert (await s.get(blocker)).status is TaskStatus.RUNNING
         assert (await s.wait(follower, timeout=10)).status is TaskStatus.SUCCEEDED
+
+
+async def test_a_prefetched_task_whose_lease_went_unconfirmed_is_handed_back_not_started(autojump_clock):
+    """While heartbeats fail (an outage), a task claimed ahead may have lost its lease and be running
+    elsewhere: once its lease was last confirmed over half a lease ago, it goes back instead of starting."""
+    s = Scheduler(MemoryStorage(), max_workers=1, lease_ttl=1.0)
+    claims: list[str] = []
+    claim = s._claim
+
+    async def counting_claim(pool, free):  # type: ignore[no-untyped-def]
+        rows = await claim(pool, free)
+        claims.extend(row[4].decode() for row in rows)
+        return rows
+
+    s._claim = counting_claim  # type: ignore[method-assign]
+
+    @s.job("sleep")
+    async def sleep(ctx):
+        await trio.sleep(float(ctx.payload))
+
+    async def failing_renew(*args):  # type: ignore[no-untyped-def]
+        raise StorageError("Redis at redis://x unreachable (test)")
+
+    async with s:
+        for task_id in [await s.submit(Task("sleep", "0.01")) for _ in range(3)]:
+            await s.wait(task_id)
+        s._storage.renew = failing_renew  # type: ignore[method-assign]
+        await s.submit(Task("sleep", "0.9"))  # shorter than a second: the pool goes on claiming ahead
+        follower = await s.submit(Task("sleep", "0.02"))
+        assert (await s.wait(follower, timeout=10)).status is TaskStatus.SUCCEEDED
+    assert claims.count("0.02") == 2, claims  # claimed ahead, handed back at 0.9 s unstarted, claimed again
