@@ -41,6 +41,7 @@ local MAX_REPLY_BYTES = 8 * 1024 * 1024
 local out, n_out = {}, 0
 local leases, n_leases = {}, 0
 local lease_until = now + lease_ms
+local now_text = string.format('%d', now) -- converted once, not once per task
 -- ZRANGE, then ZREM of what was taken, rather than ZPOPMIN: no scores to make Lua strings of. (By member,
 -- not by rank: a damaged record's end may make a DAG child ready in this very queue meanwhile.)
 local candidates = rcall('ZRANGE', KEYS[1], 0, max - 1)
@@ -63,7 +64,7 @@ for i = 1, #candidates do
   else
     local token = first_token + i
     local attempt = (tonumber(f[3]) or 0) + 1
-    rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now)
+    rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now_text)
     if f[2] == 'queued' then
       started = started + 1
     else

@@ -9,6 +9,7 @@ Returns: flat array id, token of the attempts refused (the token no longer holds
 local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
+local now_text = string.format('%d', now) -- converted once, not once per task
 local refused, n_refused = {}, 0
 local released, n_released = {}, 0 -- lease members, removed in one call
 local ended, n_ended = {}, 0 -- the fast path's ended tasks: one entry of the ended list
@@ -27,9 +28,9 @@ for i = 4, #ARGV, 3 do
       end_task(tag, id, 'succeeded', now, key_ttl)
     else
       if result ~= '' then
-        rcall('HSET', h, 'status', 'succeeded', 'fms', now, 'res', result)
+        rcall('HSET', h, 'status', 'succeeded', 'fms', now_text, 'res', result)
       else
-        rcall('HSET', h, 'status', 'succeeded', 'fms', now)
+        rcall('HSET', h, 'status', 'succeeded', 'fms', now_text)
       end
       n_ended = n_ended + 1
       ended[n_ended] = id
