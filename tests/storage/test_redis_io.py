@@ -312,3 +312,45 @@ async def test_close_finishes_handed_over_calls_then_refuses(redis_url: str) -> 
         await conn.execute("PING")
     await conn.aclose()  # idempotent
     assert io_threads() == []
+
+
+async def test_a_silently_dead_subscription_connection_is_noticed_and_replaced(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that stops carrying anything (a network fault, no FIN) is found out by a PING after
+    a quiet spell, and the subscription connects again."""
+    from skedulr.storage import _redis_subscription
+
+    monkeypatch.setattr(_redis_subscription, "HEALTH_CHECK_EVERY", 0.2)
+    frozen = trio.Event()  # set: the proxy stops passing bytes on the connections it has
+
+    async def relay(client: trio.SocketStream) -> None:
+        stuck = frozen.is_set()  # connections made after the freeze work
+        async with client, await trio.open_tcp_stream("127.0.0.1", redis_server.port) as server:
+
+            async def pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+                async for data in source:
+                    if frozen.is_set() and not stuck:
+                        await trio.sleep_forever()
+                    await sink.send_all(data)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pipe, client, server)
+                nursery.start_soon(pipe, server, client)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, relay, listeners)
+        url = f"redis://127.0.0.1:{port}/0"
+        async with open_subscription(url, ["wake"], connect_timeout=0.3, retry_interval=0.05) as sub:
+            frozen.set()
+            with trio.fail_after(5):
+                while sub.resumed == 0:
+                    await trio.sleep(0.01)
+            assert await sub.wait(1.0) is None  # "hints may have been lost: go and look"
+            publisher = redis.Redis.from_url(redis_server.url)
+            publisher.publish("wake", "after")
+            publisher.close()
+            assert await sub.wait(2.0) == Message(b"wake", b"after")
+        nursery.cancel_scope.cancel()
