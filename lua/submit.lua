@@ -79,9 +79,11 @@ local actual = {} -- a task deduplicated by its key stands for the holder: its c
 local first_seq = rcall('INCRBY', KEYS[1], n) - n
 local all = {} -- seq/id pairs for {p}:all
 local ready, delayed, counts = {}, {}, {} -- per pool: score/member pairs; per "<pool>/<status>": n
+local now_text = string.format('%d', now) -- converted once, not once per task
 for i = 1, n do
-  local id, spec, pool, prio, maxr = field(i, 1), field(i, 2), field(i, 3), field(i, 4), field(i, 5)
-  local key, run_at, parents = field(i, 6), field(i, 7), field(i, 8)
+  local base = 4 + (i - 1) * FIELDS
+  local id, spec, pool, prio, maxr = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+  local key, run_at, parents = ARGV[base + 6], ARGV[base + 7], ARGV[base + 8]
   local holder = key ~= '' and rcall('GET', tag .. ':k:' .. key)
   if holder then
     actual[id] = holder
@@ -91,12 +93,13 @@ for i = 1, n do
     local seq = first_seq + i
     local h = tkey(tag, id)
     local ready_ms = run_at ~= '' and tonumber(run_at) or now
+    local ready_text = run_at ~= '' and run_at or now_text
     all[#all + 1] = seq
     all[#all + 1] = id
     local status = 'waiting'
     if parents == '' then status = ready_ms > now and 'scheduled' or 'queued' end
     rcall('HSET', h, 'spec', spec, 'pool', pool, 'prio', prio, 'maxr', maxr, 'seq', seq, 'status', status,
-      'rms', ready_ms, 'cms', now)
+      'rms', ready_text, 'cms', now_text)
     if key ~= '' then
       rcall('HSET', h, 'key', key, 'slow', 1)
       rcall('SET', tag .. ':k:' .. key, id)

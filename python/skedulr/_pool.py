@@ -46,6 +46,7 @@ class Pool:
         self._nursery: trio.Nursery | None = None
         self.average_job_seconds = math.inf  # unknown until a job has run: no prefetch
         self._started_at: dict[int, float] = {}  # token -> trio time, of the jobs running now
+        self._fetcher_wakes_at = math.inf  # when the parked fetcher looks again by itself
         self._leased_at: dict[int, float] = {}  # token -> trio time its lease was last confirmed, of the backlog
 
     def __repr__(self) -> str:
@@ -182,8 +183,12 @@ class Pool:
             # claimed ahead: look again when the oldest running job would count as long (in the future:
             # _check_long_jobs just ran)
             deadline = min(deadline, min(self._started_at.values()) + PREFETCH_BELOW)
-        with trio.move_on_at(deadline):
-            await self._fetcher_lot.park()
+        self._fetcher_wakes_at = deadline
+        try:
+            with trio.move_on_at(deadline):
+                await self._fetcher_lot.park()
+        finally:
+            self._fetcher_wakes_at = -math.inf  # awake
 
     async def _runner_loop(self) -> None:
         """Runs claimed tasks one at a time under one cancel scope per runner (a scope per job costs
@@ -203,6 +208,9 @@ class Pool:
                                 continue
                             self.running += 1
                             self._started_at[row[1]] = began
+                            if (began + PREFETCH_BELOW < self._fetcher_wakes_at and self.backlog
+                                    and self.average_job_seconds < PREFETCH_BELOW):  # fmt: skip
+                                self.wake()  # the parked fetcher must look when this job turns long
                             try:
                                 await s._run_attempt(self, row, scope)
                             finally:

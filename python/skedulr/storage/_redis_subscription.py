@@ -135,8 +135,9 @@ class Subscription:
             self._state = "closed"
 
     async def _subscribe(self, reader: hiredis.Reader) -> trio.abc.Stream:
-        """Connects and subscribes, waiting for every confirmation."""
-        with trio.fail_after(self._connect_timeout):
+        """Connects and subscribes, waiting for every confirmation (counted as a call waiting on Redis, so a
+        test clock does not jump past the timeout meanwhile)."""
+        with counting_outstanding(), trio.fail_after(self._connect_timeout):
             stream = await open_stream(self._options, self.name, reader)
             try:
                 await stream.send_all(pack(("SUBSCRIBE", *self.channels)))
