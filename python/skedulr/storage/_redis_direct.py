@@ -33,6 +33,7 @@ from ._redis_io import (
     ScriptLike,
     counting_outstanding,
     redact_url,
+    scrub_secrets,
 )
 
 log = logging.getLogger("skedulr")
@@ -96,12 +97,6 @@ async def open_stream(options: dict[str, Any], name: str, reader: hiredis.Reader
     return stream
 
 
-def scrub(text: str, options: dict[str, Any]) -> str:
-    """`text` without the password of `options`."""
-    password = options.get("password")
-    return text.replace(str(password), "***") if password else text
-
-
 class DirectConnection:
     """One socket to Redis. Calls take turns (two schedulers may share a storage, and so a pool's claimer)."""
 
@@ -114,6 +109,7 @@ class DirectConnection:
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
     ) -> None:
         self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self._secret_url = url  # for scrubbing error texts only; shown as `url`, redacted
         self.url = redact_url(url)
         self.name = name
         self._connect_timeout = connect_timeout
@@ -187,7 +183,9 @@ class DirectConnection:
         return self._stream
 
     def _unreachable(self, error: BaseException) -> StorageError:
-        reason = scrub(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, self._options)
+        reason = type(error).__name__
+        if str(error):
+            reason = scrub_secrets(f"{reason}: {error}", self._secret_url)
         if not self._down:
             self._down = True
             log.warning("Redis at %s unreachable (connection %s): %s", self.url, self.name, reason)

@@ -58,6 +58,7 @@ __all__ = [
     "open_connection",
     "outstanding_calls",
     "redact_url",
+    "scrub_secrets",
 ]
 
 log = logging.getLogger("skedulr")
@@ -134,7 +135,7 @@ def redact_url(url: str) -> str:
     return head + _QUERY_PASSWORD.sub(r"\1***", rest)
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub_secrets(text: str, url: str) -> str:
     """`text` (e.g. a redis-py error message) with any secret of `url` replaced, in case it quotes the URL."""
     scheme, sep, rest = url.partition("://")
     at = (rest if sep else scheme).rfind("@")
@@ -493,7 +494,7 @@ class RedisConnection:
             self._send(good, sift=False)
 
     def _fail(self, live: list[_Call], error: Exception) -> None:
-        reason = _scrub(f"{type(error).__name__}: {error}", self.url) if str(error) else type(error).__name__
+        reason = scrub_secrets(f"{type(error).__name__}: {error}", self.url) if str(error) else type(error).__name__
         if not self._down:
             self._down = True
             log.warning("Redis at %s unreachable (connection %s): %s", self.url, self.name, reason)
@@ -518,7 +519,7 @@ def _make_client(url: str, name: str, connect_timeout: float, socket_timeout: fl
             retry=Retry(NoBackoff(), 0),  # fail fast: we report, the caller decides whether to retry
         )
     except (ValueError, TypeError, rex.RedisError) as e:
-        raise ValueError(f"invalid Redis URL {redact_url(url)}: {_scrub(str(e), url)}") from None
+        raise ValueError(f"invalid Redis URL {redact_url(url)}: {scrub_secrets(str(e), url)}") from None
 
 
 @asynccontextmanager

@@ -25,8 +25,8 @@ import trio
 from redis.connection import parse_url
 
 from ..errors import StorageError
-from ._redis_direct import open_stream, pack, read_reply, scrub
-from ._redis_io import DEFAULT_CONNECT_TIMEOUT, counting_outstanding, redact_url
+from ._redis_direct import open_stream, pack, read_reply
+from ._redis_io import DEFAULT_CONNECT_TIMEOUT, counting_outstanding, redact_url, scrub_secrets
 
 log = logging.getLogger("skedulr")
 
@@ -64,6 +64,7 @@ class Subscription:
         self.channels: Final[tuple[bytes, ...]] = tuple(c.encode() if isinstance(c, str) else c for c in channels)
         try:
             self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+            self._secret_url = url  # for scrubbing error texts only; shown as `url`, redacted
         except ValueError:
             raise ValueError(f"invalid Redis URL {self.url}") from None
         self._connect_timeout = connect_timeout
@@ -101,7 +102,7 @@ class Subscription:
         try:
             return await self._subscribe(reader), reader
         except _LOST as e:
-            reason = scrub(f"{type(e).__name__}: {e}", self._options)
+            reason = scrub_secrets(f"{type(e).__name__}: {e}", self._secret_url)
             raise StorageError(f"cannot subscribe at Redis {self.url}: {reason}") from None
 
     async def run(self, first: tuple[trio.abc.Stream, hiredis.Reader]) -> None:
@@ -114,7 +115,7 @@ class Subscription:
                 try:
                     await self._listen(stream, reader)
                 except _LOST as e:
-                    reason = scrub(f"{type(e).__name__}: {e}", self._options)
+                    reason = scrub_secrets(f"{type(e).__name__}: {e}", self._secret_url)
                     log.warning("subscription %s lost Redis at %s (%s); reconnecting", self.name, self.url, reason)
                 finally:
                     self._state = "reconnecting"
