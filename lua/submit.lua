@@ -4,9 +4,10 @@ KEYS[2] {p}:all      zset    every stored task by seq
 ARGV[1] tag          the "{prefix}" every key starts with
 ARGV[2] now_ms       epoch ms, or "" for the server's clock
 ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
-ARGV[4] n            number of tasks; then 8 fields per task, in batch order (parents before children):
-        id, spec (see _lib), pool, priority, max_retries, key ("" = none), run_at_ms ("" = now),
-        parents ("trigger:id" joined by "\n", "" = none)
+ARGV[4] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
+        share their settings. A run is: kind, count, pool, priority, max_retries, run_at_ms ("" = now),
+        then per task: id, spec (see _lib) for kind "p" (plain: no key, no parents), or
+        id, spec, key ("" = none), parents ("trigger:id" joined by "\n", "" = none) for kind "f".
 Returns: a flat array position1, holder1, ... for the tasks an idempotency key matched (position in the
 batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
 Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written).
@@ -15,13 +16,34 @@ written once per batch. A task with parents goes through make_ready/end_task lik
 ]]
 --- @include _lib
 
-local tag = ARGV[1]
-local now = now_or_server(ARGV[2])
-local key_ttl = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local FIELDS = 8
+local argv = ARGV
+local tag = argv[1]
+local now = now_or_server(argv[2])
+local key_ttl = tonumber(argv[3])
+local n = tonumber(argv[4])
+local HEAD = 6 -- kind, count, pool, priority, max_retries, run_at
 
-local function field(i, j) return ARGV[4 + (i - 1) * FIELDS + j] end
+-- The runs, decoded once: each task as {id, spec, key, parents, run}, in batch order.
+local runs, ids, specs, keys, parents_of, run_of = {}, {}, {}, {}, {}, {}
+local a, i = 5, 0
+while i < n do
+  local run = { kind = argv[a], count = tonumber(argv[a + 1]), pool = argv[a + 2], prio = argv[a + 3],
+    maxr = argv[a + 4], run_at = argv[a + 5] }
+  runs[#runs + 1] = run
+  a = a + HEAD
+  local plain = run.kind == 'p'
+  for _ = 1, run.count do
+    i = i + 1
+    ids[i], specs[i], run_of[i] = argv[a], argv[a + 1], run
+    if plain then
+      keys[i], parents_of[i] = '', ''
+      a = a + 2
+    else
+      keys[i], parents_of[i] = argv[a + 2], argv[a + 3]
+      a = a + 4
+    end
+  end
+end
 
 local function split_parents(text)
   local out = {}
@@ -34,17 +56,23 @@ local function split_parents(text)
 end
 
 -- Checks first: nothing is written if any task is refused.
+local hashes = {}
+for j = 1, n do hashes[j] = tkey(tag, ids[j]) end
+local taken = 0
+for j = 1, n, 4000 do taken = taken + rcall('EXISTS', unpack(hashes, j, math.min(j + 3999, n))) end
 local in_batch = {}
-for i = 1, n do
-  local id, key, parents = field(i, 1), field(i, 6), field(i, 8)
+for j = 1, n do
+  local id, key, parents = ids[j], keys[j], parents_of[j]
   local deduplicated = key ~= '' and rcall('EXISTS', tag .. ':k:' .. key) == 1
   if not deduplicated then
-    if in_batch[id] or rcall('EXISTS', tkey(tag, id)) == 1 then
+    if in_batch[id] or (taken > 0 and rcall('EXISTS', hashes[j]) == 1) then
       return redis.error_reply('DUPLICATE ' .. id)
     end
-    for _, edge in ipairs(split_parents(parents)) do
-      if not in_batch[edge[2]] and rcall('EXISTS', tkey(tag, edge[2])) == 0 then
-        return redis.error_reply('UNKNOWN_PARENT ' .. edge[2])
+    if parents ~= '' then
+      for _, edge in ipairs(split_parents(parents)) do
+        if not in_batch[edge[2]] and rcall('EXISTS', tkey(tag, edge[2])) == 0 then
+          return redis.error_reply('UNKNOWN_PARENT ' .. edge[2])
+        end
       end
     end
   end
@@ -77,56 +105,64 @@ end
 local out = {}
 local actual = {} -- a task deduplicated by its key stands for the holder: its children follow there
 local first_seq = rcall('INCRBY', KEYS[1], n) - n
-local all = {} -- seq/id pairs for {p}:all
-local ready, delayed, counts = {}, {}, {} -- per pool: score/member pairs; per "<pool>/<status>": n
+local all, n_all = {}, 0 -- seq/id pairs for {p}:all
+local queues = {} -- per "<pool>/<status>": score/member pairs for its sorted set, and the count
 local now_text = string.format('%d', now) -- converted once, not once per task
-for i = 1, n do
-  local base = 4 + (i - 1) * FIELDS
-  local id, spec, pool, prio, maxr = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
-  local key, run_at, parents = ARGV[base + 6], ARGV[base + 7], ARGV[base + 8]
+local run, queue, score, status, ready_text
+for j = 1, n do
+  local id, key, parents, h = ids[j], keys[j], parents_of[j], hashes[j]
+  if run_of[j] ~= run then -- a run shares everything the fast path needs
+    run = run_of[j]
+    local ready_ms = run.run_at ~= '' and tonumber(run.run_at) or now
+    ready_text = run.run_at ~= '' and run.run_at or now_text
+    status = ready_ms > now and 'scheduled' or 'queued'
+    score = status == 'queued' and ready_score(run.prio, ready_ms) or ready_ms
+    local what = run.pool .. '/' .. status
+    queue = queues[what]
+    if not queue then
+      queue = { pool = run.pool, status = status, n = 0, pairs = {} }
+      queues[what] = queue
+    end
+  end
   local holder = key ~= '' and rcall('GET', tag .. ':k:' .. key)
   if holder then
     actual[id] = holder
-    out[#out + 1] = i
+    out[#out + 1] = j
     out[#out + 1] = holder
   else
-    local seq = first_seq + i
-    local h = tkey(tag, id)
-    local ready_ms = run_at ~= '' and tonumber(run_at) or now
-    local ready_text = run_at ~= '' and run_at or now_text
-    all[#all + 1] = seq
-    all[#all + 1] = id
-    local status = 'waiting'
-    if parents == '' then status = ready_ms > now and 'scheduled' or 'queued' end
-    rcall('HSET', h, 'spec', spec, 'pool', pool, 'prio', prio, 'maxr', maxr, 'seq', seq, 'status', status,
-      'rms', ready_text, 'cms', now_text)
+    local seq = first_seq + j
+    all[n_all + 1], all[n_all + 2] = seq, id
+    n_all = n_all + 2
+    local waits = parents ~= ''
+    rcall('HSET', h, 'spec', specs[j], 'pool', run.pool, 'prio', run.prio, 'maxr', run.maxr, 'seq', seq,
+      'status', waits and 'waiting' or status, 'rms', ready_text, 'cms', now_text)
     if key ~= '' then
       rcall('HSET', h, 'key', key, 'slow', 1)
       rcall('SET', tag .. ':k:' .. key, id)
     end
-    if parents == '' then
-      local queues = status == 'queued' and ready or delayed
-      local q = queues[pool]
-      if not q then q = {}; queues[pool] = q end
-      q[#q + 1] = status == 'queued' and ready_score(prio, ready_ms) or ready_ms
-      q[#q + 1] = member(seq, id)
-      counts[pool .. '/' .. status] = (counts[pool .. '/' .. status] or 0) + 1
-    else
+    if waits then
       rcall('HSET', h, 'parents', parents)
-      rcall('HINCRBY', tag .. ':counts', pool .. '/waiting', 1)
+      rcall('HINCRBY', tag .. ':counts', run.pool .. '/waiting', 1)
       link_parents(id, h, split_parents(parents), actual)
+    else
+      local q = queue.pairs
+      q[queue.n + 1], q[queue.n + 2] = score, member(seq, id)
+      queue.n = queue.n + 2
     end
   end
 end
 
-call_in_chunks('ZADD', KEYS[2], all)
-for pool, pairs_ in pairs(ready) do
-  local rkey = tag .. ':r:' .. pool
-  if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
-  call_in_chunks('ZADD', rkey, pairs_)
+call_in_chunks('ZADD', KEYS[2], all, n_all)
+for _, q in pairs(queues) do
+  if q.n > 0 then
+    if q.status == 'queued' then
+      local rkey = tag .. ':r:' .. q.pool
+      if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', q.pool) end
+      call_in_chunks('ZADD', rkey, q.pairs, q.n)
+    else
+      call_in_chunks('ZADD', tag .. ':d:' .. q.pool, q.pairs, q.n)
+    end
+    rcall('HINCRBY', tag .. ':counts', q.pool .. '/' .. q.status, q.n / 2)
+  end
 end
-for pool, pairs_ in pairs(delayed) do
-  call_in_chunks('ZADD', tag .. ':d:' .. pool, pairs_)
-end
-for what, count in pairs(counts) do rcall('HINCRBY', tag .. ':counts', what, count) end
 return out

@@ -55,13 +55,38 @@ _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
 
 
+# A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, run_at_ms, parents
+_TaskArgs = tuple[str, bytes, str, int, int, str, int | str, str]
+
+
+def _runs(ordered: list[_TaskArgs]) -> list[Any]:
+    """The tasks as lua/submit.lua's runs: consecutive tasks with the same pool, priority, retries and run
+    time share one header, and a task without key or parents sends only its id and spec. A bulk submit
+    of like tasks then costs two arguments per task instead of eight, in Python and in Redis."""
+    out: list[Any] = []
+    settings: tuple[Any, ...] = ()
+    count_at = 0
+    for task_id, spec, pool, priority, max_retries, key, run_at, parents in ordered:
+        kind = "f" if key or parents else "p"
+        if (kind, pool, priority, max_retries, run_at) != settings:
+            settings = (kind, pool, priority, max_retries, run_at)
+            count_at = len(out) + 1
+            out += [kind, 0, pool, priority, max_retries, run_at]
+        out[count_at] += 1
+        if kind == "p":
+            out += [task_id, spec]
+        else:
+            out += [task_id, spec, key, parents]
+    return out
+
+
 class _SubmitGroup:
     """Single submits sent together in one script call (each task's `_task_args`), and each one's outcome."""
 
     __slots__ = ("bytes", "done", "results", "tasks")
 
     def __init__(self) -> None:
-        self.tasks: list[list[Any]] = []
+        self.tasks: list[_TaskArgs] = []
         self.bytes = 0
         self.results: list[tuple[str, bool] | Exception] = []
         self.done = trio.Event()
@@ -254,7 +279,7 @@ class RedisStorage:
 
     # ----- submit -----------------------------------------------------------------------------------
 
-    def _task_args(self, spec: Spec) -> list[Any]:
+    def _task_args(self, spec: Spec) -> _TaskArgs:
         task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents = spec
         _core.validate_name("job name", name)
         _core.validate_name("pool name", pool)
@@ -269,8 +294,8 @@ class RedisStorage:
                 f"payload of {len(payload)} bytes is over the {self.max_payload_bytes}-byte cap: store large data "
                 "elsewhere and pass a reference"
             )
-        return [task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
-                "" if run_at_ms is None else run_at_ms, "\n".join(f"{t}:{p}" for p, t in parents)]  # fmt: skip
+        return (task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
+                "" if run_at_ms is None else run_at_ms, "\n".join(f"{t}:{p}" for p, t in parents) if parents else "")  # fmt: skip
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
         """One task. Submits made while another submit script is in flight gather into one group, sent as
@@ -316,7 +341,7 @@ class RedisStorage:
         finally:
             group.done.set()
 
-    async def _submit_alone(self, task_args: list[Any], now_ms: int) -> tuple[str, bool] | Exception:
+    async def _submit_alone(self, task_args: _TaskArgs, now_ms: int) -> tuple[str, bool] | Exception:
         try:
             matched = await self._submit_script([task_args], now_ms)
         except Exception as e:
@@ -339,12 +364,10 @@ class RedisStorage:
         by_id = {s[0]: matched.get(k, (s[0], True)) for k, s in enumerate(ordered)}
         return [by_id[s[0]] for s in specs]
 
-    async def _submit_script(self, ordered: list[list[Any]], now_ms: int) -> dict[int, tuple[str, bool]]:
+    async def _submit_script(self, ordered: list[_TaskArgs], now_ms: int) -> dict[int, tuple[str, bool]]:
         """Runs lua/submit.lua on tasks (their `_task_args`) in batch order, parents first; returns
         {position: (holder id, False)} for the tasks an idempotency key matched."""
-        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms, len(ordered)]
-        for task_args in ordered:
-            args += task_args
+        args = [self.tag, self._now(now_ms), self.key_ttl_ms, len(ordered), *_runs(ordered)]
         flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
