@@ -22,7 +22,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
   spec    "<name> <timeout_ms> <priority>\n" then the payload: what a worker needs, returned by the claim as
           one string so the hot path reads one field instead of four
-  pool prio maxr seq status rms cms      always written at submit
+  pool maxr seq status cms               always written at submit
+  prio rms                               priority and ready time (ms): left out at submit when 0 and cms
   key parents sch                        written when the task has them
   att ll prog sms fms pend (default 0)   attempt, lease losses, progress, started/finished ms, open parents
   tok err tb res                         lease token of the running attempt, last error and traceback, result
@@ -138,7 +139,7 @@ end
 -- whose pool field was lost (a damaged record) cannot go back to a queue: it goes dead with the reason.
 local function requeue_unstarted(tag, id, now, key_ttl)
   local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status')
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status', 'cms')
   if not f[1] then
     rcall('HSET', h, 'tok', '', 'err', 'damaged task record: field pool is missing')
     end_task(tag, id, 'dead', now, key_ttl)
@@ -149,7 +150,7 @@ local function requeue_unstarted(tag, id, now, key_ttl)
   rcall('HDEL', h, 'prog')
   local rkey = tag .. ':r:' .. f[1]
   if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', f[1]) end
-  rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3]) or now, now)), member(f[4], id))
+  rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3] or f[6]) or now, now)), member(f[4], id))
   set_status(tag, h, f[1], f[5], 'queued')
 end
 

@@ -1,16 +1,24 @@
 --[[ submit: stores a batch of tasks atomically (all checks first, then all writes).
 KEYS[1] {p}:seq      string  submission counter
 KEYS[2] {p}:all      zset    every stored task by seq
+KEYS[3] {p}:staging  zset    (staged only) staged batches by deadline
+KEYS[4] {p}:s:<b>    hash    (staged only) the staged batch <b> (see lua/bulk.lua)
 ARGV[1] tag          the "{prefix}" every key starts with
 ARGV[2] now_ms       epoch ms, or "" for the server's clock
 ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
-ARGV[4] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
+ARGV[4] part         "" to store the tasks for good; else this call is part number `part` (from 1) of a
+        staged bulk submit (lua/bulk.lua): the tasks are written but join no queue, listing or count until
+        the batch is committed, and are dropped if it is not committed within stage_ms of its last part.
+        Only plain tasks are staged.
+ARGV[5] stage_ms     (staged only) see ARGV[4]
+ARGV[6] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
         share their settings. A run is: kind, count, pool, priority, max_retries, run_at_ms ("" = now),
         then per task: id, spec (see _lib) for kind "p" (plain: no key, no parents), or
         id, spec, key ("" = none), parents ("trigger:id" joined by "\n", "" = none) for kind "f".
 Returns: a flat array position1, holder1, ... for the tasks an idempotency key matched (position in the
 batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
-Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written).
+Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written); "STAGE_LOST <batch>" for a part
+after the first when the batch was dropped.
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
@@ -20,18 +28,23 @@ local argv = ARGV
 local tag = argv[1]
 local now = now_or_server(argv[2])
 local key_ttl = tonumber(argv[3])
-local n = tonumber(argv[4])
+local part, stage_ms = tonumber(argv[4]), tonumber(argv[5])
+local n = tonumber(argv[6])
+if part and part > 1 and not rcall('ZSCORE', KEYS[3], KEYS[4]) then
+  return redis.error_reply('STAGE_LOST ' .. KEYS[4]) -- dropped after its deadline: it must not come back in part
+end
 local HEAD = 6 -- kind, count, pool, priority, max_retries, run_at
 
 -- The runs, decoded once: each task as {id, spec, key, parents, run}, in batch order.
 local runs, ids, specs, keys, parents_of, run_of = {}, {}, {}, {}, {}, {}
-local a, i = 5, 0
+local a, i = 7, 0
 while i < n do
   local run = { kind = argv[a], count = tonumber(argv[a + 1]), pool = argv[a + 2], prio = argv[a + 3],
     maxr = argv[a + 4], run_at = argv[a + 5] }
   runs[#runs + 1] = run
   a = a + HEAD
   local plain = run.kind == 'p'
+  if part and not plain then return redis.error_reply('a staged task must be plain (no key, no parents)') end
   for _ = 1, run.count do
     i = i + 1
     ids[i], specs[i], run_of[i] = argv[a], argv[a + 1], run
@@ -117,6 +130,7 @@ for j = 1, n do
     ready_text = run.run_at ~= '' and run.run_at or now_text
     status = ready_ms > now and 'scheduled' or 'queued'
     score = status == 'queued' and ready_score(run.prio, ready_ms) or ready_ms
+    run.short = run.prio == '0' and run.run_at == ''
     local what = run.pool .. '/' .. status
     queue = queues[what]
     if not queue then
@@ -134,8 +148,13 @@ for j = 1, n do
     all[n_all + 1], all[n_all + 2] = seq, id
     n_all = n_all + 2
     local waits = parents ~= ''
-    rcall('HSET', h, 'spec', specs[j], 'pool', run.pool, 'prio', run.prio, 'maxr', run.maxr, 'seq', seq,
-      'status', waits and 'waiting' or status, 'rms', ready_text, 'cms', now_text)
+    local st = waits and 'waiting' or status
+    if run.short then -- priority 0 and ready now: those fields are left at their defaults
+      rcall('HSET', h, 'spec', specs[j], 'pool', run.pool, 'maxr', run.maxr, 'seq', seq, 'status', st, 'cms', now_text)
+    else
+      rcall('HSET', h, 'spec', specs[j], 'pool', run.pool, 'prio', run.prio, 'maxr', run.maxr, 'seq', seq,
+        'status', st, 'rms', ready_text, 'cms', now_text)
+    end
     if key ~= '' then
       rcall('HSET', h, 'key', key, 'slow', 1)
       rcall('SET', tag .. ':k:' .. key, id)
@@ -152,6 +171,20 @@ for j = 1, n do
   end
 end
 
+if part then
+  -- what the commit will add, per target: "all" (seq/id pairs), "r:<pool>" and "d:<pool>" (score/member)
+  local batch = KEYS[4]
+  local function stage(target, items, count)
+    call_in_chunks('RPUSH', batch .. ':' .. target, items, count)
+    rcall('HINCRBY', batch, target, count)
+  end
+  stage('all', all, n_all)
+  for _, q in pairs(queues) do
+    if q.n > 0 then stage((q.status == 'queued' and 'r:' or 'd:') .. q.pool, q.pairs, q.n) end
+  end
+  rcall('ZADD', KEYS[3], now + stage_ms, batch)
+  return out
+end
 call_in_chunks('ZADD', KEYS[2], all, n_all)
 for _, q in pairs(queues) do
   if q.n > 0 then

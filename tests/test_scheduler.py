@@ -227,6 +227,29 @@ async def test_submit_many_is_all_or_nothing(sched, autojump_clock):
             assert (await s.wait(tid, timeout=5)).status is TaskStatus.SUCCEEDED
 
 
+async def test_a_large_batch_is_all_or_nothing_too(sched, autojump_clock):
+    # RedisStorage stores a batch this large in parts (see tests/storage/test_redis_bulk_submit.py)
+    s = sched()
+
+    @s.job("j")
+    async def j(ctx):
+        pass
+
+    s.pause()
+    async with s:
+        too_big = b"x" * ((1 << 20) + 1)  # over both storages' default payload cap
+        with pytest.raises(InvalidOptionError):
+            await s.submit_many([Task("j", payload=too_big if i == 2400 else b"") for i in range(2500)])
+        assert (await s.list_tasks()).tasks == []
+        assert sum((await s.stats()).counts.values()) == 0
+        ids = await s.submit_many([Task("j", payload=str(i)) for i in range(2500)])
+        assert (await s.stats()).counts["queued"] == 2500
+        assert [t.id for t in (await s.list_tasks(limit=3000)).tasks] == ids[::-1]
+        s.resume()
+        for tid in ids[::250]:
+            assert (await s.wait(tid, timeout=30)).status is TaskStatus.SUCCEEDED
+
+
 async def test_get_unknown_task(sched, autojump_clock):
     s = sched()
     async with s:

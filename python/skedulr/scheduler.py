@@ -437,10 +437,12 @@ class Scheduler:
     def _spec(self, task: Task, now_ms: int) -> Spec:
         if not isinstance(task, Task):
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
-        _core.validate_name("job name", task.name)  # before the lookups, whose advice quotes the name
-        _core.validate_name("pool name", task.pool)
-        job = self._jobs.require(task.name)
-        self._pool(task.pool)
+        job = self._jobs.get(task.name)  # a registered job's name and a pool's name were checked then
+        if job is None or task.pool not in self._pools:
+            _core.validate_name("job name", task.name)  # before the lookups, whose advice quotes the name
+            _core.validate_name("pool name", task.pool)
+            job = self._jobs.require(task.name)
+            self._pool(task.pool)
         max_retries = task.max_retries if task.max_retries is not None else (job.retry or self.retry).max_retries
         timeout = task.timeout or job.timeout or self.default_timeout
         if task.delay is not None:

@@ -54,6 +54,16 @@ def encode_payload(payload: Payload) -> bytes:
         raise InvalidOptionError(f"payload must be bytes, str or JSON-serialisable: {e}") from None
 
 
+def _check_priority(priority: object) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidOptionError(f"priority must be an int, not {priority!r}")
+    if not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
+        raise InvalidOptionError(
+            f"priority {priority} is out of range: use an integer from "
+            f"{_core.MIN_PRIORITY} to {_core.MAX_PRIORITY} (higher runs first)"
+        )
+
+
 def _ids(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -105,18 +115,13 @@ class Task:
         on_failure: str | Iterable[str] | None = None,
         on_complete: str | Iterable[str] | None = None,
     ) -> None:
-        if not isinstance(name, str):
+        # Checks and conversions of the arguments left at their defaults are skipped: a bulk submit
+        # builds many tasks, and this is a large part of its cost.
+        if type(name) is not str:
             raise InvalidOptionError(f"job name must be a str, not {type(name).__name__}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidOptionError(f"priority must be an int, not {priority!r}")
-        if not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
-            raise InvalidOptionError(
-                f"priority {priority} is out of range: use an integer from "
-                f"{_core.MIN_PRIORITY} to {_core.MAX_PRIORITY} (higher runs first)"
-            )
-        if max_retries is not None and (
-            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-        ):
+        if type(priority) is not int or not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
+            _check_priority(priority)
+        if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
             raise InvalidOptionError(f"max_retries must be an int >= 0, not {max_retries!r}")
         if timeout is not None and _validate.seconds("timeout", timeout) == 0:
             raise InvalidOptionError("timeout must be positive (leave it out for no timeout)")
@@ -126,21 +131,23 @@ class Task:
             raise InvalidOptionError("run_at must be a timezone-aware datetime")
         set_ = object.__setattr__
         set_(self, "name", name)
-        set_(self, "payload", encode_payload(payload))
+        set_(self, "payload", payload if type(payload) is bytes else encode_payload(payload))
         set_(self, "priority", priority)
-        set_(self, "timeout", _validate.optional_seconds("timeout", timeout))
-        set_(self, "pool", _validate.text("pool", pool))
+        set_(self, "timeout", None if timeout is None else float(timeout))
+        set_(self, "pool", pool if type(pool) is str else _validate.text("pool", pool))
         set_(self, "max_retries", max_retries)
         set_(self, "key", None if key is None else _validate.text("key", key))
         set_(self, "id", None if id is None else _validate.text("id", id))
-        set_(self, "delay", _validate.optional_seconds("delay", delay))
+        set_(self, "delay", None if delay is None else _validate.seconds("delay", delay))
         set_(self, "run_at", run_at)
-        set_(self, "on_success", _ids("on_success", on_success))
-        set_(self, "on_failure", _ids("on_failure", on_failure))
-        set_(self, "on_complete", _ids("on_complete", on_complete))
+        set_(self, "on_success", () if on_success is None else _ids("on_success", on_success))
+        set_(self, "on_failure", () if on_failure is None else _ids("on_failure", on_failure))
+        set_(self, "on_complete", () if on_complete is None else _ids("on_complete", on_complete))
 
     def parents(self) -> list[tuple[str, str]]:
         """DAG edges as (parent id, trigger name)."""
+        if not (self.on_success or self.on_failure or self.on_complete):
+            return []
         return (
             [(p, "on_success") for p in self.on_success]
             + [(p, "on_failure") for p in self.on_failure]

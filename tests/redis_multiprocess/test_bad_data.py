@@ -12,6 +12,8 @@ from skedulr import Task, TaskStatus
 CHECKED_AT_CLAIM = ("spec", "status", "pool")
 # Fields the scripts read with a default: a task that lost one still runs to an end.
 DEFAULTED = ("prio", "maxr", "seq", "rms", "cms")
+# Written only when they differ from their defaults (priority 0, ready when created): these tasks have them.
+WITH_EVERY_FIELD = {"priority": 1, "delay": 0}
 
 
 def _fields(r: redis.Redis, cluster: Cluster, task_id: str, *names: str) -> list[str]:
@@ -24,7 +26,7 @@ def _status(r: redis.Redis, cluster: Cluster, task_id: str) -> str:
 
 def _damaged_queued_task(cluster: Cluster, field: str) -> str:
     """A queued task (no worker runs yet) whose hash has lost `field`."""
-    task_id = cluster.client().submit(Task("quick", max_retries=0))
+    task_id = cluster.client().submit(Task("quick", max_retries=0, **WITH_EVERY_FIELD))
     assert cluster.redis().hdel(cluster.key("t", task_id), field) == 1
     return task_id
 
@@ -97,7 +99,7 @@ def test_tasks_that_lost_a_defaulted_field_still_run_and_fail_normally(cluster: 
     quick = {field: _damaged_queued_task(cluster, field) for field in DEFAULTED}
     failing = {}
     for field in DEFAULTED:
-        failing[field] = client.submit(Task("slow", payload="not-a-number", max_retries=1))
+        failing[field] = client.submit(Task("slow", payload="not-a-number", max_retries=1, **WITH_EVERY_FIELD))
         assert r.hdel(cluster.key("t", failing[field]), field) == 1
     worker = cluster.spawn()
     wait_for(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,45 @@ async def test_an_error_reply_raises_and_the_connection_goes_on(redis_url: str) 
         assert await conn.eval_script(INCR, ["n"], [1]) == 1
     finally:
         await conn.aclose()
+
+
+async def test_pipelined_calls_reply_in_order_with_error_replies_returned(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct-pipelined")
+    try:
+        redis.Redis.from_url(redis_url).script_flush()  # never loaded: loaded first
+        replies = await conn.eval_pipelined(INCR, ((["p"], [i]) for i in range(1, 6)))
+        assert replies == [1, 3, 6, 10, 15]
+        redis.Redis.from_url(redis_url).script_flush()  # loaded again, not refused with NOSCRIPT
+        mixed = await conn.eval_pipelined(CHECKED, [(["c"], [2]), (["c"], [-1]), (["c"], [3])])
+        assert mixed[0] == 2 and mixed[2] == 5
+        assert isinstance(mixed[1], StorageError) and "NEGATIVE -1" in str(mixed[1].__cause__)
+        assert await conn.eval_script(INCR, ["p"], [1]) == 16  # the connection goes on
+    finally:
+        await conn.aclose()
+
+
+async def test_a_failure_while_building_pipelined_calls_drops_the_connection(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct-pipelined-fail")
+
+    def calls() -> Iterator[tuple[list[str], list[int]]]:
+        yield ["q"], [1]
+        raise ValueError("bad input in the second call")
+
+    try:
+        with pytest.raises(ValueError, match="second call"):
+            await conn.eval_pipelined(INCR, calls())
+        assert "not connected" in repr(conn)  # the first call's reply was never read
+        assert await conn.eval_script(INCR, ["q"], [10]) == 11  # its own reply: the first call did run
+        assert outstanding_calls() == 0
+    finally:
+        await conn.aclose()
+
+
+CHECKED = Script(
+    "if tonumber(ARGV[1]) < 0 then return redis.error_reply('NEGATIVE ' .. ARGV[1]) end "
+    "return redis.call('INCRBY', KEYS[1], ARGV[1])",
+    name="checked",
+)
 
 
 async def test_redis_down_fails_fast_then_reconnects(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import hiredis
@@ -137,6 +137,45 @@ class DirectConnection:
         if isinstance(reply, hiredis.ReplyError):  # its text is what the script raised: "CODE detail"
             raise StorageError(f"script {script.name} failed: {reply}") from reply
         return reply
+
+    async def eval_pipelined(
+        self, script: ScriptLike, calls: Iterable[tuple[Sequence[Arg], Sequence[Arg]]]
+    ) -> list[Any]:
+        """EVALSHA of `script` once per (keys, args) of `calls`, each sent as soon as `calls` yields it,
+        before any reply is read: Redis runs one call while the caller builds the next. Returns the
+        replies in order, an error reply as a `StorageError` (returned, not raised). An exception from
+        `calls` drops the connection (replies of what was sent are left unread) and propagates."""
+        async with self._turn:
+            # checked each time (one round trip for a batch of calls): a reply cannot ask to load and resend
+            if (await self._call_now(pack(("SCRIPT", "EXISTS", script.sha)))) != [1]:
+                loaded = await self._call_now(pack(("SCRIPT", "LOAD", script.source)))
+                if isinstance(loaded, hiredis.ReplyError):
+                    raise StorageError(f"Redis refused to load script {script.name}: {loaded}") from loaded
+            sent = 0
+            finished = False
+            with counting_outstanding():
+                try:
+                    stream = self._stream or await self._connect()
+                    for keys, args in calls:
+                        data = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
+                        with trio.fail_after(self._socket_timeout + len(data) / (1 << 20)):
+                            await stream.send_all(data)
+                        sent += 1
+                    replies = [await read_reply(stream, self._reader, self._socket_timeout) for _ in range(sent)]
+                    finished = True
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
+                    raise self._unreachable(e) from e
+                finally:
+                    if not finished:
+                        await self._drop()
+        out: list[Any] = []
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                error = StorageError(f"script {script.name} failed: {reply}")
+                error.__cause__ = reply  # its text is what the script raised: "CODE detail"
+                reply = error
+            out.append(reply)
+        return out
 
     async def aclose(self) -> None:
         self._closed = True

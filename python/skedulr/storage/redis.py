@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
@@ -48,11 +48,18 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
     "NOT_FOUND": lambda x: TaskNotFoundError(f"no task with id {x!r}"),
     "INVALID_STATE": lambda x: InvalidStateError(f"the task is {x}: the operation does not apply to it"),
     "SCHEDULE_NOT_FOUND": lambda x: ScheduleNotFoundError(f"no schedule with id {x!r}"),
+    "STAGE_LOST": lambda x: StorageError(
+        f"bulk submit {x} was dropped before it was complete (a part came more than {_STAGE_MS // 1000} s after "
+        "the one before): nothing of it is stored"
+    ),
 }
 MIN_REDIS_VERSION = (6, 2)
 _SWEEP_BATCH = 1000  # ended tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
+_STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of plain tasks are staged)
+_STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
+_STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what it staged
 
 
 # A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, run_at_ms, parents
@@ -219,15 +226,22 @@ class RedisStorage:
         except StorageError as e:
             raise _typed(e) from e
 
-    async def _eval_direct(self, purpose: str, name: str, keys: list[str], args: list[Any]) -> Any:
-        """A script call made one at a time for `purpose` (a pool's claims, the submit groups): during a
-        session over a Trio-native connection of its own (`_redis_direct`: no I/O-thread hand-offs on
-        the latency path), else like `_eval` (no session, or the synchronous Client's)."""
+    def _direct_connection(self, purpose: str) -> DirectConnection | None:
+        """The Trio-native connection (`_redis_direct`: no I/O-thread hand-offs) for calls made one at a
+        time for `purpose` (a pool's claims, the submit groups, bulk submits); None outside a session
+        (or in the synchronous Client's), where calls go through `_eval`."""
         if not self._sessions or not isinstance(self._sessions[-1], RedisConnection):
-            return await self._eval(name, keys, args)
+            return None
         connection = self._direct.get(purpose)
         if connection is None:
             connection = self._direct[purpose] = DirectConnection(self.url, name=f"skedulr:{self.prefix}:{purpose}")
+        return connection
+
+    async def _eval_direct(self, purpose: str, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A script call made over `purpose`'s direct connection when there is one, else by `_eval`."""
+        connection = self._direct_connection(purpose)
+        if connection is None:
+            return await self._eval(name, keys, args)
         try:
             return await connection.eval_script(_scripts.load(name), keys, args)
         except StorageError as e:
@@ -295,7 +309,8 @@ class RedisStorage:
                 "elsewhere and pass a reference"
             )
         return (task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
-                "" if run_at_ms is None else run_at_ms, "\n".join(f"{t}:{p}" for p, t in parents) if parents else "")  # fmt: skip
+                "" if run_at_ms is None else run_at_ms,
+                "\n".join(f"{t}:{p}" for p, t in parents) if parents else "")  # fmt: skip
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
         """One task. Submits made while another submit script is in flight gather into one group, sent as
@@ -350,6 +365,12 @@ class RedisStorage:
         return matched.get(0, (task_id, True))
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
+        if len(specs) > _STAGE_PART and all(s[0] is None and s[7] is None and not s[9] for s in specs):
+            connection = self._direct_connection("bulk")
+            if connection is not None:
+                specs = [(_new_id(), *s[1:]) for s in specs]
+                await self._submit_staged(specs, connection, now_ms)
+                return [(s[0], True) for s in specs]
         specs = [(s[0] or _new_id(), *s[1:]) for s in specs]
         index = {s[0]: i for i, s in enumerate(specs)}
         if len(index) != len(specs):
@@ -367,9 +388,37 @@ class RedisStorage:
     async def _submit_script(self, ordered: list[_TaskArgs], now_ms: int) -> dict[int, tuple[str, bool]]:
         """Runs lua/submit.lua on tasks (their `_task_args`) in batch order, parents first; returns
         {position: (holder id, False)} for the tasks an idempotency key matched."""
-        args = [self.tag, self._now(now_ms), self.key_ttl_ms, len(ordered), *_runs(ordered)]
+        args = [self.tag, self._now(now_ms), self.key_ttl_ms, "", "", len(ordered), *_runs(ordered)]
         flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
+
+    async def _submit_staged(self, specs: list[Spec], connection: DirectConnection, now_ms: int) -> None:
+        """A large batch of plain tasks with new random ids (nobody else can know them yet), in parts
+        that Redis stores while the next part is being encoded, made visible at once by one commit
+        (lua/bulk.lua). Sent as one script call, the batch costs Python's encoding plus Redis's storing;
+        in parts, about the larger of the two, and Redis is never busy with the batch for long. Anything
+        that stops it half-way drops what was staged (or the sweep does, after `_STAGE_MS`)."""
+        batch = self._key("s", _new_id())
+        now = self._now(now_ms)
+        keys = [self._key("seq"), self._key("all"), self._key("staging"), batch]
+        bulk_keys = [self._key("staging"), self._key("all")]
+
+        def parts() -> Iterator[tuple[list[str], list[Any]]]:
+            for number, start in enumerate(range(0, len(specs), _STAGE_PART), 1):
+                part = [self._task_args(s) for s in specs[start : start + _STAGE_PART]]
+                yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
+
+        try:
+            replies = await connection.eval_pipelined(_scripts.load("submit"), parts())
+            failed = next((r for r in replies if isinstance(r, StorageError)), None)
+            if failed is not None:
+                raise _typed(failed) from failed
+            await connection.eval_script(_scripts.load("bulk"), bulk_keys, [self.tag, now, "commit", batch])
+        except BaseException:
+            # Redis unreachable: the sweep drops the batch once its deadline has passed
+            with trio.CancelScope(shield=True), trio.move_on_after(_STAGE_DROP_TIMEOUT), suppress(StorageError):
+                await self._eval("bulk", bulk_keys, [self.tag, now, "drop", batch])
+            raise
 
     # ----- workers ----------------------------------------------------------------------------------
 
@@ -510,7 +559,7 @@ class RedisStorage:
 
         name, timeout_ms, _, payload = _unpack_spec(f.get("spec", b""), damaged_ok=True)
         status = _text(f.get("status", b"waiting"))
-        ready = num("rms")
+        ready = num("rms") or num("cms")  # left out at submit when the task was ready at once
         if status in ("scheduled", "retrying") and ready <= now:
             status = "queued"  # due: the next claim promotes it
         if status not in _STATUSES:
@@ -588,6 +637,9 @@ class RedisStorage:
             delay = min(delay * 2, 0.25)
 
     async def sweep(self, now_ms: int) -> int:
+        # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
+        staged = [self._key("staging"), self._key("all")]
+        await self._eval("bulk", staged, [self.tag, self._now(now_ms), "drop_expired"])
         cutoff = await self._server_now(now_ms) - self.retention_ms
         keys = [self._key("all"), self._key("ended"), self._key("dead")]
         return int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))

@@ -10,6 +10,7 @@ macro_rules! lua {
 pub const SCRIPTS: &[(&str, &str)] = lua!(
     "_lib",
     "submit",
+    "bulk",
     "claim",
     "succeed",
     "fail",

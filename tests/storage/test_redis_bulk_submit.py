@@ -1,0 +1,164 @@
+"""Staged bulk submits on Redis: a large `submit_many` of plain tasks goes out in parts that Redis stores
+while the next part is encoded, and one commit makes the whole batch visible. All or nothing still holds:
+a batch refused, failed or abandoned half-way leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+import trio
+
+from skedulr import RedisStorage, Scheduler, Task, TaskStatus
+from skedulr.errors import DuplicateTaskError, InvalidOptionError, StorageError
+from skedulr.storage import _scripts
+from skedulr.storage import redis as redis_storage
+
+PARTS = 3
+BATCH = redis_storage._STAGE_PART * (PARTS - 1) + 7  # three parts, the last one short
+
+
+def _scheduler(url: str, **options: object) -> tuple[Scheduler, RedisStorage]:
+    storage = RedisStorage(url, prefix=f"bulk-{os.urandom(3).hex()}", **options)  # type: ignore[arg-type]
+    sched = Scheduler(storage)
+    sched.register_job("job", lambda ctx: None)
+    return sched, storage
+
+
+def _keys(url: str, storage: RedisStorage, pattern: str) -> list[bytes]:
+    return list(redis.Redis.from_url(url).scan_iter(match=f"{storage.tag}:{pattern}", count=10_000))
+
+
+def _script_calls(url: str) -> int:
+    return int(redis.Redis.from_url(url).info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def _assert_nothing_stored(url: str, storage: RedisStorage) -> None:
+    assert _keys(url, storage, "t:*") == [], "a task of the refused batch was stored"
+    assert _keys(url, storage, "s:*") == [], "the staged batch was left behind"
+    client = redis.Redis.from_url(url)
+    assert client.zcard(f"{storage.tag}:staging") == 0
+    assert client.zcard(f"{storage.tag}:all") == 0
+    assert client.zcard(f"{storage.tag}:r:default") == 0
+
+
+async def test_a_large_batch_goes_out_in_parts_and_shows_up_whole(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        redis.Redis.from_url(redis_url).config_resetstat()
+        ids = await sched.submit_many([Task("job", payload={"i": i}) for i in range(BATCH)])
+        assert _script_calls(redis_url) >= PARTS + 1, "not staged: sent as one script call"
+        assert len(set(ids)) == BATCH
+        assert (await sched.stats()).counts["queued"] == BATCH
+        assert _keys(redis_url, storage, "s:*") == []
+        listed = await sched.list_tasks(limit=BATCH + 10)
+        assert [t.id for t in listed.tasks] == ids[::-1]  # newest first: batch order kept across parts
+        first, last = await sched.get(ids[0]), await sched.get(ids[-1])
+        assert first.status is TaskStatus.QUEUED and first.json() == {"i": 0}
+        assert last.json() == {"i": BATCH - 1} and last.run_at == last.created_at
+        sched.resume()
+        with trio.fail_after(30):
+            while (await sched.stats()).counts["succeeded"] < BATCH:
+                await trio.sleep(0.05)
+
+
+async def test_a_delayed_large_batch_waits_in_the_delayed_queue(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        ids = await sched.submit_many([Task("job", delay=3600, priority=5) for _ in range(BATCH)])
+        assert (await sched.stats()).counts["scheduled"] == BATCH
+        assert redis.Redis.from_url(redis_url).zcard(f"{storage.tag}:d:default") == BATCH
+        info = await sched.get(ids[-1])
+        assert info.status is TaskStatus.SCHEDULED and info.priority == 5
+        assert info.run_at is not None and info.created_at is not None
+        assert (info.run_at - info.created_at).total_seconds() == pytest.approx(3600, abs=1)
+
+
+async def test_bad_input_late_in_a_large_batch_stores_nothing(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url, max_payload_bytes=100)
+    sched.pause()
+    async with sched:
+        tasks = [Task("job", payload=b"x" * (500 if i == BATCH - 3 else 10)) for i in range(BATCH)]
+        with pytest.raises(InvalidOptionError, match="over the 100-byte cap"):
+            await sched.submit_many(tasks)  # the parts before it were staged, then dropped
+        _assert_nothing_stored(redis_url, storage)
+
+
+async def test_a_random_id_already_taken_refuses_the_whole_batch(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        taken = await sched.submit(Task("job", payload="the holder"))
+        fresh = redis_storage._new_id
+        drawn = iter(range(BATCH + 2))
+
+        def new_id() -> str:  # the 64-bit random id of one task in the last part collides
+            return taken if next(drawn) == BATCH - 2 else fresh()
+
+        monkeypatch.setattr(redis_storage, "_new_id", new_id)
+        with pytest.raises(DuplicateTaskError, match=taken):
+            await sched.submit_many([Task("job") for _ in range(BATCH)])
+        assert (await sched.stats()).counts["queued"] == 1
+        assert len(_keys(redis_url, storage, "t:*")) == 1 and _keys(redis_url, storage, "s:*") == []
+        assert (await sched.get(taken)).payload == b"the holder"  # untouched
+
+
+async def test_a_bulk_submit_cancelled_half_way_stores_nothing(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        runs = redis_storage._runs
+        encoded: list[int] = []
+        with trio.CancelScope() as scope:
+
+            def runs_then_cancel(ordered: list[redis_storage._TaskArgs]) -> list[object]:
+                encoded.append(len(ordered))
+                if len(encoded) == 2:
+                    scope.cancel()  # delivered at the next checkpoint: the first part is out, the second not
+                return runs(ordered)
+
+            monkeypatch.setattr(redis_storage, "_runs", runs_then_cancel)
+            await sched.submit_many([Task("job") for _ in range(BATCH)])
+        assert scope.cancelled_caught and len(encoded) == 2
+        _assert_nothing_stored(redis_url, storage)
+
+
+def _stage_part(storage: RedisStorage, batch: str, part: int, now_ms: int, stage_ms: int) -> object:
+    """Runs one part of a staged submit by hand (two plain tasks), as a client that then dies would."""
+    spec = redis_storage._pack_spec("job", 0, 0, b"")
+    keys = [f"{storage.tag}:seq", f"{storage.tag}:all", f"{storage.tag}:staging", batch]
+    args = [storage.tag, now_ms, storage.key_ttl_ms, part, stage_ms, 2, "p", 2, "default", 0, 3, "",
+            f"{batch[-6:]}a{part}", spec, f"{batch[-6:]}b{part}", spec]  # fmt: skip
+    client = redis.Redis.from_url(storage.url)
+    try:
+        return client.evalsha(client.script_load(_scripts.load("submit").source), len(keys), *keys, *args)
+    except redis.ResponseError as e:
+        return e
+
+
+async def test_a_batch_abandoned_half_way_is_dropped_by_the_sweep(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix=f"bulk-{os.urandom(3).hex()}", use_client_clock=True)
+    sched = Scheduler(storage)
+    sched.register_job("job", lambda ctx: None)
+    batch = f"{storage.tag}:s:abandoned"
+    now = 1_800_000_000_000
+    assert _stage_part(storage, batch, 1, now, 60_000) == []
+    assert len(_keys(redis_url, storage, "t:*")) == 2  # written, but in no queue, listing or count
+    assert (await storage.list_tasks(None, None, None, None, 10, None, now)).tasks == []
+    assert (await storage.counts(now)) == {}
+    await storage.sweep(now + 59_000)  # not yet past its deadline
+    assert len(_keys(redis_url, storage, "t:*")) == 2
+    await storage.sweep(now + 61_000)
+    _assert_nothing_stored(redis_url, storage)
+    late = _stage_part(storage, batch, 2, now + 62_000, 60_000)  # a part that comes after the drop
+    assert isinstance(late, redis.ResponseError) and "STAGE_LOST" in str(late)
+    with pytest.raises(StorageError, match="dropped before it was complete"):
+        await storage._eval(
+            "bulk", [f"{storage.tag}:staging", f"{storage.tag}:all"], [storage.tag, "", "commit", batch]
+        )
+    _assert_nothing_stored(redis_url, storage)
