@@ -9,6 +9,8 @@ import os
 import pytest
 import redis
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import DuplicateTaskError, InvalidOptionError, StorageError
@@ -62,6 +64,40 @@ async def test_a_large_batch_goes_out_in_parts_and_shows_up_whole(redis_url: str
         with trio.fail_after(30):
             while (await sched.stats()).counts["succeeded"] < BATCH:
                 await trio.sleep(0.05)
+
+
+async def test_a_batch_of_large_payloads_goes_out_in_parts_of_bounded_size(redis_url: str) -> None:
+    sched, _ = _scheduler(redis_url)
+    sched.pause()
+    payload = b"p" * (1 << 20)  # 20 MiB in all: sent as one command it would near Redis's limits
+    async with sched:
+        redis.Redis.from_url(redis_url).config_resetstat()
+        ids = await sched.submit_many([Task("job", payload=payload) for _ in range(20)])
+        assert _script_calls(redis_url) >= 20 * (1 << 20) // redis_storage._GROUP_BYTES + 1
+        assert (await sched.stats()).counts["queued"] == 20
+        assert (await sched.get(ids[-1])).payload == payload
+
+
+class _Payload:
+    """Stands for a payload of `size` bytes: `_parts` only asks for its length."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@given(st.lists(st.integers(0, 3 * redis_storage._GROUP_BYTES // 2), max_size=40), st.integers(1, 5))
+def test_parts_keep_order_and_stay_within_their_limits(sizes: list[int], part_limit: int) -> None:
+    specs = [(None, "job", "default", _Payload(size), 0, 0, 0, None, None, []) for size in sizes]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redis_storage, "_STAGE_PART", part_limit)
+        parts = list(redis_storage._parts(specs))
+    assert [s for part in parts for s in part] == specs
+    for part in parts:
+        assert 1 <= len(part) <= part_limit
+        assert len(part) == 1 or sum(len(s[3]) for s in part) <= redis_storage._GROUP_BYTES
 
 
 async def test_a_delayed_large_batch_waits_in_the_delayed_queue(redis_url: str) -> None:

@@ -87,6 +87,19 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
     return out
 
 
+def _parts(specs: list[Spec]) -> Iterator[list[Spec]]:
+    """Consecutive slices of `specs` of at most `_STAGE_PART` tasks and `_GROUP_BYTES` of payload (or one
+    task): each one script call of a staged bulk submit, well under Redis's limit for one command."""
+    start, size = 0, 0
+    for i, spec in enumerate(specs):
+        if i > start and (i - start == _STAGE_PART or size + len(spec[3]) > _GROUP_BYTES):
+            yield specs[start:i]
+            start, size = i, 0
+        size += len(spec[3])
+    if start < len(specs):
+        yield specs[start:]
+
+
 class _SubmitGroup:
     """Single submits sent together in one script call (each task's `_task_args`), and each one's outcome."""
 
@@ -365,7 +378,8 @@ class RedisStorage:
         return matched.get(0, (task_id, True))
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
-        if len(specs) > _STAGE_PART and all(s[0] is None and s[7] is None and not s[9] for s in specs):
+        large = len(specs) > _STAGE_PART or sum(len(s[3]) for s in specs) > _GROUP_BYTES
+        if large and all(s[0] is None and s[7] is None and not s[9] for s in specs):
             connection = self._direct_connection("bulk")
             if connection is not None:
                 specs = [(_new_id(), *s[1:]) for s in specs]
@@ -404,8 +418,8 @@ class RedisStorage:
         bulk_keys = [self._key("staging"), self._key("all")]
 
         def parts() -> Iterator[tuple[list[str], list[Any]]]:
-            for number, start in enumerate(range(0, len(specs), _STAGE_PART), 1):
-                part = [self._task_args(s) for s in specs[start : start + _STAGE_PART]]
+            for number, part_specs in enumerate(_parts(specs), 1):
+                part = [self._task_args(s) for s in part_specs]
                 yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
 
         try:
