@@ -17,6 +17,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
   {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
   {p}:seq, {p}:token      counters (submission order, fencing tokens)
+  {p}:staging     zset    staged bulk submits not yet committed: score = deadline (ms), member = {p}:s:<batch>
+  {p}:s:<batch>   hash    a staged bulk submit (lua/bulk.lua): target -> items staged in {p}:s:<batch>:<target>
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty
   channel {p}:cancel      a task id, published when a running task is cancelled
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
