@@ -1,32 +1,29 @@
 --[[ bulk: ends a staged bulk submit. A large submit_many sends its tasks in parts (lua/submit.lua with
-stage_ms), each a script call that Redis runs while the client encodes the next part, so neither waits
+a part number), each a script call that Redis runs while the client encodes the next, so neither waits
 for the other; the tasks stay invisible until this script's "commit" makes the whole batch visible in
 one step. A batch that is not committed (the client failed or died half-way) is dropped: by the client
 at once, or by any instance's retention sweep once the batch's deadline has passed.
-KEYS[1] {p}:staging  zset   staged batches by deadline (ms), member = the batch's hash key
+KEYS[1] {p}:staging  zset   staged batches by deadline (ms, server clock), member = the batch's key
 KEYS[2] {p}:all      zset   every stored task by seq
-ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] "commit" or "drop" or "drop_expired";
-ARGV[4] the batch's hash key {p}:s:<batch> (commit, drop)
-A batch is the hash {p}:s:<batch> (target -> number of items staged for it) and one list per target,
-{p}:s:<batch>:<target>: "all" holds seq/id pairs for {p}:all, "r:<pool>" and "d:<pool>" score/member
-pairs for the pool's ready and delayed queues.
-Returns: commit: 1; drop: the number of tasks deleted; drop_expired: the number of batches dropped.
-Errors: "STAGE_LOST <batch>" on commit when the batch is gone (dropped after its deadline): nothing of it
-is stored.
+ARGV[1] tag; ARGV[2] "commit", "drop" or "drop_expired"; ARGV[3] the batch's key {p}:s:<batch> (commit,
+drop); ARGV[4] how long (ms) a batch's end is remembered
+A batch is the set {p}:s:<batch> of its targets, and one list per target, {p}:s:<batch>:<target>: "all"
+holds seq/id pairs for {p}:all, "r:<pool>" and "d:<pool>" score/member pairs for the pool's ready and
+delayed queues. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
+its way cannot bring a batch back, and a client whose commit call failed can learn that it happened.
+Returns: commit: 1; drop: the number of tasks deleted, or -1 when the batch was committed already;
+drop_expired: the number of batches dropped (at most 10: call again while that many were).
+Errors: "STAGE_LOST <batch>" on commit when the batch is no longer staged (dropped after its deadline):
+nothing of it is stored.
 ]]
 --- @include _lib
 
-local tag, mode = ARGV[1], ARGV[3]
+local tag, mode = ARGV[1], ARGV[2]
 
-local function targets(batch)
-  return rcall('HGETALL', batch) -- flat target, count pairs
-end
-
-local function commit(batch)
+local function commit(batch, remember_ms)
   if rcall('ZREM', KEYS[1], batch) == 0 then return redis.error_reply('STAGE_LOST ' .. batch) end
-  local t = targets(batch)
-  for i = 1, #t, 2 do
-    local target, list = t[i], batch .. ':' .. t[i]
+  for _, target in ipairs(rcall('SMEMBERS', batch)) do
+    local list = batch .. ':' .. target
     local items = rcall('LRANGE', list, 0, -1)
     rcall('DEL', list)
     if target == 'all' then
@@ -41,15 +38,18 @@ local function commit(batch)
     end
   end
   rcall('DEL', batch)
+  rcall('SET', batch .. ':end', 'committed', 'PX', remember_ms)
   return 1
 end
 
-local function drop(batch)
+local function drop(batch, remember_ms)
+  if rcall('GET', batch .. ':end') == 'committed' then return -1 end
   rcall('ZREM', KEYS[1], batch)
-  local t, deleted = targets(batch), 0
-  for i = 1, #t, 2 do
-    local list = batch .. ':' .. t[i]
-    if t[i] == 'all' then
+  rcall('SET', batch .. ':end', 'dropped', 'PX', remember_ms)
+  local deleted = 0
+  for _, target in ipairs(rcall('SMEMBERS', batch)) do
+    local list = batch .. ':' .. target
+    if target == 'all' then
       local items = rcall('LRANGE', list, 0, -1)
       for j = 2, #items, 2 do
         rcall('DEL', tkey(tag, items[j]))
@@ -62,11 +62,12 @@ local function drop(batch)
   return deleted
 end
 
-if mode == 'commit' then return commit(ARGV[4]) end
-if mode == 'drop' then return drop(ARGV[4]) end
-local now, dropped = now_or_server(ARGV[2]), 0
-for _, batch in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 10)) do
-  drop(batch)
+local remember_ms = tonumber(ARGV[4])
+if mode == 'commit' then return commit(ARGV[3], remember_ms) end
+if mode == 'drop' then return drop(ARGV[3], remember_ms) end
+local dropped = 0
+for _, batch in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now_or_server(''), 'LIMIT', 0, 10)) do
+  drop(batch, remember_ms)
   dropped = dropped + 1
 end
 return dropped

@@ -2,14 +2,14 @@
 KEYS[1] {p}:seq      string  submission counter
 KEYS[2] {p}:all      zset    every stored task by seq
 KEYS[3] {p}:staging  zset    (staged only) staged batches by deadline
-KEYS[4] {p}:s:<b>    hash    (staged only) the staged batch <b> (see lua/bulk.lua)
+KEYS[4] {p}:s:<b>    set     (staged only) the staged batch <b> (see lua/bulk.lua)
 ARGV[1] tag          the "{prefix}" every key starts with
 ARGV[2] now_ms       epoch ms, or "" for the server's clock
 ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
 ARGV[4] part         "" to store the tasks for good; else this call is part number `part` (from 1) of a
         staged bulk submit (lua/bulk.lua): the tasks are written but join no queue, listing or count until
-        the batch is committed, and are dropped if it is not committed within stage_ms of its last part.
-        Only plain tasks are staged.
+        the batch is committed, and are dropped if it is not committed within stage_ms of its last part
+        (on the server's clock, whatever ARGV[2] says). Only plain tasks are staged.
 ARGV[5] stage_ms     (staged only) see ARGV[4]
 ARGV[6] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
         share their settings. A run is: kind, count, pool, priority, max_retries, run_at_ms ("" = now),
@@ -18,42 +18,45 @@ ARGV[6] n            number of tasks, sent in batch order (parents before childr
 Returns: a flat array position1, holder1, ... for the tasks an idempotency key matched (position in the
 batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
 Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written); "STAGE_LOST <batch>" for a part
-after the first when the batch was dropped.
+of a batch that was dropped or committed already (a part after the first: one no longer staged).
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
 --- @include _lib
 
-local argv = ARGV
-local tag = argv[1]
-local now = now_or_server(argv[2])
-local key_ttl = tonumber(argv[3])
-local part, stage_ms = tonumber(argv[4]), tonumber(argv[5])
-local n = tonumber(argv[6])
-if part and part > 1 and not rcall('ZSCORE', KEYS[3], KEYS[4]) then
-  return redis.error_reply('STAGE_LOST ' .. KEYS[4]) -- dropped after its deadline: it must not come back in part
+local tag = ARGV[1]
+local now = now_or_server(ARGV[2])
+local key_ttl = tonumber(ARGV[3])
+local part, stage_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+if part then -- a part must not bring back (in part) a batch that was dropped or has been committed
+  local ended = rcall('EXISTS', KEYS[4] .. ':end') == 1
+  if ended or (part > 1 and not rcall('ZSCORE', KEYS[3], KEYS[4])) then
+    return redis.error_reply('STAGE_LOST ' .. KEYS[4])
+  end
 end
-local HEAD = 6 -- kind, count, pool, priority, max_retries, run_at
 
--- The runs, decoded once: each task as {id, spec, key, parents, run}, in batch order.
-local runs, ids, specs, keys, parents_of, run_of = {}, {}, {}, {}, {}, {}
-local a, i = 7, 0
-while i < n do
-  local run = { kind = argv[a], count = tonumber(argv[a + 1]), pool = argv[a + 2], prio = argv[a + 3],
-    maxr = argv[a + 4], run_at = argv[a + 5] }
-  runs[#runs + 1] = run
-  a = a + HEAD
+-- The runs, decoded once: task j is ids[j], specs[j], keys[j], parents_of[j], and its run's settings
+-- run_of[j], in batch order.
+local ids, specs, keys, parents_of, run_of = {}, {}, {}, {}, {}
+local RUN_HEADER = 6 -- kind, count, pool, priority, max_retries, run_at
+local at, decoded = 7, 0 -- the next ARGV to read; tasks decoded so far
+while decoded < n do
+  local run = { kind = ARGV[at], count = tonumber(ARGV[at + 1]), pool = ARGV[at + 2], prio = ARGV[at + 3],
+    maxr = ARGV[at + 4], run_at = ARGV[at + 5] }
+  at = at + RUN_HEADER
   local plain = run.kind == 'p'
   if part and not plain then return redis.error_reply('a staged task must be plain (no key, no parents)') end
   for _ = 1, run.count do
-    i = i + 1
-    ids[i], specs[i], run_of[i] = argv[a], argv[a + 1], run
+    decoded = decoded + 1
+    local j = decoded
+    ids[j], specs[j], run_of[j] = ARGV[at], ARGV[at + 1], run
     if plain then
-      keys[i], parents_of[i] = '', ''
-      a = a + 2
+      keys[j], parents_of[j] = '', ''
+      at = at + 2
     else
-      keys[i], parents_of[i] = argv[a + 2], argv[a + 3]
-      a = a + 4
+      keys[j], parents_of[j] = ARGV[at + 2], ARGV[at + 3]
+      at = at + 4
     end
   end
 end
@@ -176,13 +179,13 @@ if part then
   local batch = KEYS[4]
   local function stage(target, items, count)
     call_in_chunks('RPUSH', batch .. ':' .. target, items, count)
-    rcall('HINCRBY', batch, target, count)
+    rcall('SADD', batch, target)
   end
   stage('all', all, n_all)
   for _, q in pairs(queues) do
     if q.n > 0 then stage((q.status == 'queued' and 'r:' or 'd:') .. q.pool, q.pairs, q.n) end
   end
-  rcall('ZADD', KEYS[3], now + stage_ms, batch)
+  rcall('ZADD', KEYS[3], now_or_server('') + stage_ms, batch)
   return out
 end
 call_in_chunks('ZADD', KEYS[2], all, n_all)

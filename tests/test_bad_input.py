@@ -7,6 +7,7 @@ scheduler broken, or stored half a task, shows up in the same test.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import re
 from collections.abc import AsyncIterator
@@ -323,6 +324,20 @@ def test_name_must_be_a_str() -> None:
     with pytest.raises(errors.InvalidOptionError) as excinfo:
         Task(5)  # type: ignore[arg-type]
     _refusal(excinfo, "job name must be a str")
+
+
+def test_str_and_int_subclasses_are_taken_like_their_base_and_bools_are_not_ints() -> None:
+    class Jobs(enum.StrEnum):
+        ECHO = "echo"
+
+    class Level(enum.IntEnum):
+        HIGH = 5
+
+    task = Task(Jobs.ECHO, priority=Level.HIGH, max_retries=Level.HIGH, pool=Jobs.ECHO)
+    assert (task.name, task.priority, task.max_retries, task.pool) == ("echo", 5, 5, "echo")
+    for bad in ({"priority": True}, {"max_retries": False}, {"max_retries": -1}, {"max_retries": 1.0}):
+        with pytest.raises(errors.InvalidOptionError):
+            Task("echo", **bad)
 
 
 # ----- priorities -------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import sys
 import threading
 
 import pytest
+import redis
 import trio
 
-from skedulr import ConstantBackoff, MemoryStorage, NoRetry, Scheduler, Task, TaskStatus
+from skedulr import ConstantBackoff, MemoryStorage, NoRetry, RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import (
     DuplicateTaskError,
     InvalidNameError,
@@ -227,7 +228,19 @@ async def test_submit_many_is_all_or_nothing(sched, autojump_clock):
             assert (await s.wait(tid, timeout=5)).status is TaskStatus.SUCCEEDED
 
 
-async def test_a_large_batch_is_all_or_nothing_too(sched, autojump_clock):
+def _redis_state(storage) -> tuple[int, list[bytes]]:
+    """RedisStorage's number of task hashes, and the values of the end marks its staged batches left
+    (the batches themselves must be gone); nothing for MemoryStorage."""
+    if not isinstance(storage, RedisStorage):
+        return 0, []
+    client = redis.Redis.from_url(storage.url)
+    staged = list(client.scan_iter(match=f"{storage.tag}:s:*"))
+    assert all(key.endswith(b":end") for key in staged), f"a staged batch was left behind: {staged}"
+    assert client.exists(f"{storage.tag}:staging") == 0
+    return len(list(client.scan_iter(match=f"{storage.tag}:t:*"))), sorted(client.get(k) for k in staged)
+
+
+async def test_a_large_batch_is_all_or_nothing_too(sched, storage, autojump_clock):
     # RedisStorage stores a batch this large in parts (see tests/storage/test_redis_bulk_submit.py)
     s = sched()
 
@@ -242,8 +255,12 @@ async def test_a_large_batch_is_all_or_nothing_too(sched, autojump_clock):
             await s.submit_many([Task("j", payload=too_big if i == 2400 else b"") for i in range(2500)])
         assert (await s.list_tasks()).tasks == []
         assert sum((await s.stats()).counts.values()) == 0
+        on_redis = isinstance(storage, RedisStorage)
+        assert _redis_state(storage) == (0, [b"dropped"] if on_redis else [])  # the parts staged were dropped
         ids = await s.submit_many([Task("j", payload=str(i)) for i in range(2500)])
         assert (await s.stats()).counts["queued"] == 2500
+        if on_redis:  # staged, then committed
+            assert _redis_state(storage) == (2500, [b"committed", b"dropped"])
         assert [t.id for t in (await s.list_tasks(limit=3000)).tasks] == ids[::-1]
         s.resume()
         for tid in ids[::250]:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import _core, _validate
 from ._result import decode_result
@@ -54,8 +54,14 @@ def encode_payload(payload: Payload) -> bytes:
         raise InvalidOptionError(f"payload must be bytes, str or JSON-serialisable: {e}") from None
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int (or an int subclass such as IntEnum), but not a bool."""
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def _check_priority(priority: object) -> None:
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    """Raises for what the fast check in `Task` did not let through: a non-int, or one out of range."""
+    if not _is_int(priority):
         raise InvalidOptionError(f"priority must be an int, not {priority!r}")
     if not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
         raise InvalidOptionError(
@@ -115,13 +121,13 @@ class Task:
         on_failure: str | Iterable[str] | None = None,
         on_complete: str | Iterable[str] | None = None,
     ) -> None:
-        # Checks and conversions of the arguments left at their defaults are skipped: a bulk submit
-        # builds many tasks, and this is a large part of its cost.
-        if type(name) is not str:
+        # The common cases (exact types, arguments left at their defaults) are checked first and cheaply:
+        # a bulk submit builds many tasks, and this is a large part of its cost.
+        if type(name) is not str and not isinstance(name, str):
             raise InvalidOptionError(f"job name must be a str, not {type(name).__name__}")
         if type(priority) is not int or not _core.MIN_PRIORITY <= priority <= _core.MAX_PRIORITY:
             _check_priority(priority)
-        if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
+        if max_retries is not None and (not _is_int(max_retries) or max_retries < 0):
             raise InvalidOptionError(f"max_retries must be an int >= 0, not {max_retries!r}")
         if timeout is not None and _validate.seconds("timeout", timeout) == 0:
             raise InvalidOptionError("timeout must be positive (leave it out for no timeout)")

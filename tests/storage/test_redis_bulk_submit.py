@@ -5,6 +5,7 @@ a batch refused, failed or abandoned half-way leaves nothing behind."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import DuplicateTaskError, InvalidOptionError, StorageError
 from skedulr.storage import _scripts
 from skedulr.storage import redis as redis_storage
+from skedulr.storage._redis_direct import DirectConnection
 
 PARTS = 3
 BATCH = redis_storage._STAGE_PART * (PARTS - 1) + 7  # three parts, the last one short
@@ -36,9 +38,17 @@ def _script_calls(url: str) -> int:
     return int(redis.Redis.from_url(url).info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
+def _end_marks(url: str, storage: RedisStorage) -> list[bytes]:
+    """How the staged batches ended ("committed", "dropped"); asserts that no batch is left staged."""
+    client = redis.Redis.from_url(url)
+    staged = _keys(url, storage, "s:*")
+    assert all(key.endswith(b":end") for key in staged), f"a staged batch was left behind: {staged}"
+    return sorted(client.get(key) for key in staged)
+
+
 def _assert_nothing_stored(url: str, storage: RedisStorage) -> None:
     assert _keys(url, storage, "t:*") == [], "a task of the refused batch was stored"
-    assert _keys(url, storage, "s:*") == [], "the staged batch was left behind"
+    assert _end_marks(url, storage) in ([], [b"dropped"])
     client = redis.Redis.from_url(url)
     assert client.zcard(f"{storage.tag}:staging") == 0
     assert client.zcard(f"{storage.tag}:all") == 0
@@ -54,7 +64,7 @@ async def test_a_large_batch_goes_out_in_parts_and_shows_up_whole(redis_url: str
         assert _script_calls(redis_url) >= PARTS + 1, "not staged: sent as one script call"
         assert len(set(ids)) == BATCH
         assert (await sched.stats()).counts["queued"] == BATCH
-        assert _keys(redis_url, storage, "s:*") == []
+        assert _end_marks(redis_url, storage) == [b"committed"]
         listed = await sched.list_tasks(limit=BATCH + 10)
         assert [t.id for t in listed.tasks] == ids[::-1]  # newest first: batch order kept across parts
         first, last = await sched.get(ids[0]), await sched.get(ids[-1])
@@ -140,7 +150,7 @@ async def test_a_random_id_already_taken_refuses_the_whole_batch(
         with pytest.raises(DuplicateTaskError, match=taken):
             await sched.submit_many([Task("job") for _ in range(BATCH)])
         assert (await sched.stats()).counts["queued"] == 1
-        assert len(_keys(redis_url, storage, "t:*")) == 1 and _keys(redis_url, storage, "s:*") == []
+        assert len(_keys(redis_url, storage, "t:*")) == 1 and _end_marks(redis_url, storage) == [b"dropped"]
         assert (await sched.get(taken)).payload == b"the holder"  # untouched
 
 
@@ -164,11 +174,11 @@ async def test_a_bulk_submit_cancelled_half_way_stores_nothing(redis_url: str, m
         _assert_nothing_stored(redis_url, storage)
 
 
-def _stage_part(storage: RedisStorage, batch: str, part: int, now_ms: int, stage_ms: int) -> object:
+def _stage_part(storage: RedisStorage, batch: str, part: int, *, stage_ms: int) -> object:
     """Runs one part of a staged submit by hand (two plain tasks), as a client that then dies would."""
     spec = redis_storage._pack_spec("job", 0, 0, b"")
     keys = [f"{storage.tag}:seq", f"{storage.tag}:all", f"{storage.tag}:staging", batch]
-    args = [storage.tag, now_ms, storage.key_ttl_ms, part, stage_ms, 2, "p", 2, "default", 0, 3, "",
+    args = [storage.tag, "", storage.key_ttl_ms, part, stage_ms, 2, "p", 2, "default", 0, 3, "",
             f"{batch[-6:]}a{part}", spec, f"{batch[-6:]}b{part}", spec]  # fmt: skip
     client = redis.Redis.from_url(storage.url)
     try:
@@ -178,23 +188,43 @@ def _stage_part(storage: RedisStorage, batch: str, part: int, now_ms: int, stage
 
 
 async def test_a_batch_abandoned_half_way_is_dropped_by_the_sweep(redis_url: str) -> None:
-    storage = RedisStorage(redis_url, prefix=f"bulk-{os.urandom(3).hex()}", use_client_clock=True)
-    sched = Scheduler(storage)
-    sched.register_job("job", lambda ctx: None)
+    storage = RedisStorage(redis_url, prefix=f"bulk-{os.urandom(3).hex()}")  # deadlines: the server's clock
     batch = f"{storage.tag}:s:abandoned"
-    now = 1_800_000_000_000
-    assert _stage_part(storage, batch, 1, now, 60_000) == []
+    assert _stage_part(storage, batch, 1, stage_ms=300) == []
     assert len(_keys(redis_url, storage, "t:*")) == 2  # written, but in no queue, listing or count
-    assert (await storage.list_tasks(None, None, None, None, 10, None, now)).tasks == []
-    assert (await storage.counts(now)) == {}
-    await storage.sweep(now + 59_000)  # not yet past its deadline
+    assert (await storage.list_tasks(None, None, None, None, 10, None, 0)).tasks == []
+    assert (await storage.counts(0)) == {}
+    await storage.sweep(0)  # not yet past its deadline
     assert len(_keys(redis_url, storage, "t:*")) == 2
-    await storage.sweep(now + 61_000)
+    await trio.sleep(0.5)
+    await storage.sweep(0)
     _assert_nothing_stored(redis_url, storage)
-    late = _stage_part(storage, batch, 2, now + 62_000, 60_000)  # a part that comes after the drop
-    assert isinstance(late, redis.ResponseError) and "STAGE_LOST" in str(late)
+    for part in (2, 1):  # parts still on their way when it was dropped: neither brings it back
+        late = _stage_part(storage, batch, part, stage_ms=60_000)
+        assert isinstance(late, redis.ResponseError) and "STAGE_LOST" in str(late)
     with pytest.raises(StorageError, match="dropped before it was complete"):
         await storage._eval(
-            "bulk", [f"{storage.tag}:staging", f"{storage.tag}:all"], [storage.tag, "", "commit", batch]
+            "bulk", [f"{storage.tag}:staging", f"{storage.tag}:all"], [storage.tag, "commit", batch, 60_000]
         )
     _assert_nothing_stored(redis_url, storage)
+
+
+async def test_a_commit_whose_reply_is_lost_still_reports_the_batch_stored(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sched, _ = _scheduler(redis_url)
+    sched.pause()
+    eval_script = DirectConnection.eval_script
+
+    async def commit_then_lose_the_reply(self: DirectConnection, script: Any, *args: Any, **kwargs: Any) -> Any:
+        reply = await eval_script(self, script, *args, **kwargs)
+        if script.name == "bulk":
+            raise StorageError("Redis at ... stopped answering. The command may or may not have run.")
+        return reply
+
+    monkeypatch.setattr(DirectConnection, "eval_script", commit_then_lose_the_reply)
+    async with sched:
+        ids = await sched.submit_many([Task("job") for _ in range(BATCH)])  # not an error: it was stored
+        assert len(set(ids)) == BATCH
+        assert (await sched.stats()).counts["queued"] == BATCH
+        assert (await sched.get(ids[-1])).status is TaskStatus.QUEUED

@@ -1,5 +1,6 @@
 """A Trio-native Redis connection for calls made one at a time where latency matters: a pool's claims,
-and the submit script (single submits are grouped so that one group is in flight at a time).
+and the submit script (single submits are grouped so that one group is in flight at a time); and for
+the parts of a staged bulk submit, pipelined while they are encoded (`eval_pipelined`).
 
 `_redis_io`'s I/O thread is built for throughput: everything waiting goes out in one pipeline. Each call
 through it pays two thread hand-offs, and on a machine that idles between jobs each hand-off costs about
@@ -124,16 +125,23 @@ class DirectConnection:
         state = "connected" if self._stream is not None else "not connected"
         return f"<DirectConnection {self.name} {self.url} {state}>"
 
-    async def eval_script(self, script: ScriptLike, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
+    @property
+    def socket_timeout(self) -> float:
+        """Seconds a call may wait for Redis to say anything before it counts as unreachable."""
+        return self._socket_timeout
+
+    async def eval_script(
+        self, script: ScriptLike, keys: Sequence[Arg] = (), args: Sequence[Arg] = (), *, timeout: float | None = None
+    ) -> Any:
         """EVALSHA, loading the script when Redis does not know it. `StorageError` when the script fails
-        or Redis cannot be reached."""
+        or Redis cannot be reached. `timeout` replaces the socket timeout for a script known to run long."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        reply = await self._call(command)
+        reply = await self._call(command, timeout)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             loaded = await self._call(("SCRIPT", "LOAD", script.source))
             if isinstance(loaded, hiredis.ReplyError):
                 raise StorageError(f"Redis refused to load script {script.name}: {loaded}") from loaded
-            reply = await self._call(command)
+            reply = await self._call(command, timeout)
         if isinstance(reply, hiredis.ReplyError):  # its text is what the script raised: "CODE detail"
             raise StorageError(f"script {script.name} failed: {reply}") from reply
         return reply
@@ -187,13 +195,13 @@ class DirectConnection:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _call(self, command: Sequence[Arg]) -> Any:
+    async def _call(self, command: Sequence[Arg], timeout: float | None = None) -> Any:
         """Sends one command and returns its reply (an error reply is returned, not raised)."""
         data = pack(command)
         async with self._turn:
-            return await self._call_now(data)
+            return await self._call_now(data, timeout)
 
-    async def _call_now(self, data: bytes) -> Any:
+    async def _call_now(self, data: bytes, timeout: float | None = None) -> Any:
         if self._closed:
             raise StorageError(f"Redis connection {self.name} to {self.url} is closed")
         with counting_outstanding():
@@ -203,7 +211,7 @@ class DirectConnection:
                 # a large command may take a while to go out: a second per MiB on top of the timeout
                 with trio.fail_after(self._socket_timeout + len(data) / (1 << 20)):
                     await stream.send_all(data)
-                reply = await read_reply(stream, self._reader, self._socket_timeout)
+                reply = await read_reply(stream, self._reader, timeout or self._socket_timeout)
                 finished = True
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
                 raise self._unreachable(e) from e

@@ -59,7 +59,9 @@ _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
 _STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of plain tasks are staged)
 _STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
+_DROP_EXPIRED_BATCHES = 10  # the most expired staged batches lua/bulk.lua drops in one call
 _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what it staged
+_COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (it takes ~1 µs)
 
 
 # A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, run_at_ms, parents
@@ -85,6 +87,12 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
         else:
             out += [task_id, spec, key, parents]
     return out
+
+
+def _plain(spec: Spec) -> bool:
+    """Whether a task can be staged: no id given (so a random one nobody knows yet), no key, no parents."""
+    task_id, _name, _pool, _payload, _priority, _retries, _timeout, key, _run_at, parents = spec
+    return task_id is None and key is None and not parents
 
 
 def _parts(specs: list[Spec]) -> Iterator[list[Spec]]:
@@ -159,7 +167,8 @@ class RedisStorage:
         self.max_lease_losses = max_lease_losses
         self.use_client_clock = use_client_clock
         self._sessions: list[RedisConnection] = []
-        self._direct: dict[str, DirectConnection] = {}  # "submit" and "claim:<pool>", for running sessions
+        # "submit", "bulk" and "claim:<pool>", for running sessions (`_direct_connection`)
+        self._direct: dict[str, DirectConnection] = {}
         self._gathering: _SubmitGroup | None = None  # single submits waiting to go out together
         self._submit_lock = trio.Lock()  # one group's script call in flight at a time
 
@@ -378,8 +387,8 @@ class RedisStorage:
         return matched.get(0, (task_id, True))
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
-        large = len(specs) > _STAGE_PART or sum(len(s[3]) for s in specs) > _GROUP_BYTES
-        if large and all(s[0] is None and s[7] is None and not s[9] for s in specs):
+        large = len(specs) > _STAGE_PART or sum(len(s[3]) for s in specs) > _GROUP_BYTES  # s[3]: payload
+        if large and all(_plain(s) for s in specs):
             connection = self._direct_connection("bulk")
             if connection is not None:
                 specs = [(_new_id(), *s[1:]) for s in specs]
@@ -410,8 +419,9 @@ class RedisStorage:
         """A large batch of plain tasks with new random ids (nobody else can know them yet), in parts
         that Redis stores while the next part is being encoded, made visible at once by one commit
         (lua/bulk.lua). Sent as one script call, the batch costs Python's encoding plus Redis's storing;
-        in parts, about the larger of the two, and Redis is never busy with the batch for long. Anything
-        that stops it half-way drops what was staged (or the sweep does, after `_STAGE_MS`)."""
+        in parts, about the larger of the two, and only the commit keeps Redis busy with the whole batch
+        (about 1 µs per task). Anything that stops it half-way drops what was staged (or the sweep does,
+        `_STAGE_MS` after the last part)."""
         batch = self._key("s", _new_id())
         now = self._now(now_ms)
         keys = [self._key("seq"), self._key("all"), self._key("staging"), batch]
@@ -427,12 +437,16 @@ class RedisStorage:
             failed = next((r for r in replies if isinstance(r, StorageError)), None)
             if failed is not None:
                 raise _typed(failed) from failed
-            await connection.eval_script(_scripts.load("bulk"), bulk_keys, [self.tag, now, "commit", batch])
-        except BaseException:
-            # Redis unreachable: the sweep drops the batch once its deadline has passed
+            commit: list[Any] = [self.tag, "commit", batch, _STAGE_MS]
+            timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # it runs ~1 µs/task
+            await connection.eval_script(_scripts.load("bulk"), bulk_keys, commit, timeout=timeout)
+        except BaseException as e:
             with trio.CancelScope(shield=True), trio.move_on_after(_STAGE_DROP_TIMEOUT), suppress(StorageError):
-                await self._eval("bulk", bulk_keys, [self.tag, now, "drop", batch])
-            raise
+                # -1: the commit ran though its reply was lost (Redis went away, or we were cancelled)
+                committed = await self._eval("bulk", bulk_keys, [self.tag, "drop", batch, _STAGE_MS]) == -1
+                if committed and isinstance(e, StorageError):
+                    return  # stored: the caller must not be told otherwise (a retry would store it twice)
+            raise  # Redis unreachable meanwhile: the sweep drops the batch once its deadline has passed
 
     # ----- workers ----------------------------------------------------------------------------------
 
@@ -652,11 +666,14 @@ class RedisStorage:
 
     async def sweep(self, now_ms: int) -> int:
         # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
-        staged = [self._key("staging"), self._key("all")]
-        await self._eval("bulk", staged, [self.tag, self._now(now_ms), "drop_expired"])
         cutoff = await self._server_now(now_ms) - self.retention_ms
         keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        return int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
+        looked = int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
+        # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
+        staged = [self._key("staging"), self._key("all")]
+        while await self._eval("bulk", staged, [self.tag, "drop_expired", "", _STAGE_MS]) == _DROP_EXPIRED_BATCHES:
+            await trio.lowlevel.checkpoint()
+        return looked
 
     # ----- schedules ----------------------------------------------------------------------------
 
