@@ -89,7 +89,7 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
     return out
 
 
-def _plain(spec: Spec) -> bool:
+def _can_stage(spec: Spec) -> bool:
     """Whether a task can be staged: no id given (so a random one nobody knows yet), no key, no parents."""
     task_id, _name, _pool, _payload, _priority, _retries, _timeout, key, _run_at, parents = spec
     return task_id is None and key is None and not parents
@@ -388,7 +388,7 @@ class RedisStorage:
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
         large = len(specs) > _STAGE_PART or sum(len(s[3]) for s in specs) > _GROUP_BYTES  # s[3]: payload
-        if large and all(_plain(s) for s in specs):
+        if large and all(_can_stage(s) for s in specs):
             connection = self._direct_connection("bulk")
             if connection is not None:
                 specs = [(_new_id(), *s[1:]) for s in specs]
