@@ -18,7 +18,12 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
   {p}:seq, {p}:token      counters (submission order, fencing tokens)
   {p}:staging     zset    staged bulk submits not yet committed: score = deadline (ms), member = {p}:s:<batch>
-  {p}:s:<batch>   hash    a staged bulk submit (lua/bulk.lua): target -> items staged in {p}:s:<batch>:<target>
+  {p}:s:<batch>   set     a staged bulk submit's targets (lua/bulk.lua), each with its list of items:
+                          {p}:s:<batch>:<target>, or {p}:q:<batch>:<priority>:<pool> for "q:<priority>:<pool>"
+  {p}:s:<batch>:start, :end  strings  "<now_ms> <first seq>" of the batch; how it ended (kept a while)
+  {p}:q:<batch>:<priority>:<pool>  list  ids of a bulk submit's tasks that were ready at once, in seq order.
+                          Once committed, ONE ready-queue member stands for the whole list: a "list member",
+                          see below. A claim takes ids from its head; the member goes when the list is empty.
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty
   channel {p}:cancel      a task id, published when a running task is cancelled
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
@@ -31,7 +36,12 @@ Task hash fields (the id is the key's suffix; a field left out reads as its defa
   tok err tb res                         lease token of the running attempt, last error and traceback, result
   slow    "1" when ending the task needs end_task's general path: it has an idempotency key, DAG
           children, or an earlier attempt's error to clear. succeed.lua's fast path handles the rest.
-A queue member is member(seq, id): 12 hex digits of seq (FIFO within a priority), then the id.
+A queue member is member(seq, id): 12 hex digits of seq (FIFO within a priority), then the id. A list member
+is list_member(first, last, list): the 12 hex digits of the batch's first seq, "/", 12 hex digits of the
+last seq given out when it was committed, then the list's key without "{p}:". "/" is outside the id
+alphabet, so the two cannot be confused. An id taken from a list is run only if its task is still queued
+and its seq lies within first..last: a task cancelled meanwhile, or purged and re-created under the same
+id, is passed over.
 ]]
 
 local rcall = redis.call
@@ -50,6 +60,19 @@ local function call_in_chunks(cmd, key, items, n)
 end
 
 local function member(seq, id) return string.format('%012x', tonumber(seq) or 0) .. id end
+
+-- The list holding what a staged bulk submit (lua/bulk.lua) keeps for `target`. A "q:<priority>:<pool>"
+-- list outlives the commit (the ready queue refers to it), so it lives apart from the batch's own keys.
+local function staged_list(tag, batch, target)
+  if string.sub(target, 1, 2) == 'q:' then
+    return tag .. ':q:' .. string.sub(batch, #tag + 4) .. string.sub(target, 2)
+  end
+  return batch .. ':' .. target
+end
+
+local function list_member(first, last, list_key, tag)
+  return string.format('%012x/%012x', first, last) .. string.sub(list_key, #tag + 2)
+end
 
 local function now_or_server(arg)
   if arg and arg ~= '' then return tonumber(arg) end

@@ -5,11 +5,13 @@ one step. A batch that is not committed (the client failed or died half-way) is 
 at once, or by any instance's retention sweep once the batch's deadline has passed.
 KEYS[1] {p}:staging  zset   staged batches by deadline (ms, server clock), member = the batch's key
 KEYS[2] {p}:all      zset   every stored task by seq
+KEYS[3] {p}:seq      string submission counter (commit: the last seq a list member can hold)
 ARGV[1] tag; ARGV[2] "commit", "drop" or "drop_expired"; ARGV[3] the batch's key {p}:s:<batch> (commit,
 drop); ARGV[4] how long (ms) a batch's end is remembered
-A batch is the set {p}:s:<batch> of its targets, and one list per target, {p}:s:<batch>:<target>: "all"
+A batch is the set {p}:s:<batch> of its targets, and one list per target (staged_list in _lib): "all"
 holds seq/id pairs for {p}:all, "r:<pool>" and "d:<pool>" score/member pairs for the pool's ready and
-delayed queues. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
+delayed queues, "q:<priority>:<pool>" the ids of tasks ready at once, which the commit puts into the
+ready queue as one list member (see _lib): committing costs Redis the same for 10 or 100,000 of them. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
 its way cannot bring a batch back, and a client whose commit call failed can learn that it happened.
 Returns: commit: 1; drop: the number of tasks deleted, or -1 when the batch was committed already;
 drop_expired: the number of batches dropped (at most 10: call again while that many were).
@@ -22,22 +24,33 @@ local tag, mode = ARGV[1], ARGV[2]
 
 local function commit(batch, remember_ms)
   if rcall('ZREM', KEYS[1], batch) == 0 then return redis.error_reply('STAGE_LOST ' .. batch) end
+  local start_ms, first = string.match(rcall('GET', batch .. ':start') or '', '^(%d+) (%d+)$')
+  start_ms, first = tonumber(start_ms) or now_or_server(''), tonumber(first) or 0
+  local last = tonumber(rcall('GET', KEYS[3])) or 0
   for _, target in ipairs(rcall('SMEMBERS', batch)) do
-    local list = batch .. ':' .. target
-    local items = rcall('LRANGE', list, 0, -1)
-    rcall('DEL', list)
-    if target == 'all' then
-      call_in_chunks('ZADD', KEYS[2], items)
+    local list = staged_list(tag, batch, target)
+    local prio, listed_pool = string.match(target, '^q:(%-?%d+):(.+)$')
+    if prio then -- the list stays: one member of the ready queue stands for it
+      local zkey = tag .. ':r:' .. listed_pool
+      if rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', listed_pool) end
+      rcall('ZADD', zkey, ready_score(prio, start_ms), list_member(first, last, list, tag))
+      rcall('HINCRBY', tag .. ':counts', listed_pool .. '/queued', rcall('LLEN', list))
     else
-      local kind, pool = string.sub(target, 1, 1), string.sub(target, 3)
-      local zkey = tag .. ':' .. target
-      if kind == 'r' and rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
-      call_in_chunks('ZADD', zkey, items)
-      local status = kind == 'r' and 'queued' or 'scheduled'
-      rcall('HINCRBY', tag .. ':counts', pool .. '/' .. status, #items / 2)
+      local items = rcall('LRANGE', list, 0, -1)
+      rcall('DEL', list)
+      if target == 'all' then
+        call_in_chunks('ZADD', KEYS[2], items)
+      else
+        local kind, pool = string.sub(target, 1, 1), string.sub(target, 3)
+        local zkey = tag .. ':' .. target
+        if kind == 'r' and rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
+        call_in_chunks('ZADD', zkey, items)
+        local status = kind == 'r' and 'queued' or 'scheduled'
+        rcall('HINCRBY', tag .. ':counts', pool .. '/' .. status, #items / 2)
+      end
     end
   end
-  rcall('DEL', batch)
+  rcall('DEL', batch, batch .. ':start')
   rcall('SET', batch .. ':end', 'committed', 'PX', remember_ms)
   return 1
 end
@@ -48,7 +61,7 @@ local function drop(batch, remember_ms)
   rcall('SET', batch .. ':end', 'dropped', 'PX', remember_ms)
   local deleted = 0
   for _, target in ipairs(rcall('SMEMBERS', batch)) do
-    local list = batch .. ':' .. target
+    local list = staged_list(tag, batch, target)
     if target == 'all' then
       local items = rcall('LRANGE', list, 0, -1)
       for j = 2, #items, 2 do
@@ -58,7 +71,7 @@ local function drop(batch, remember_ms)
     end
     rcall('DEL', list)
   end
-  rcall('DEL', batch)
+  rcall('DEL', batch, batch .. ':start')
   return deleted
 end
 

@@ -20,7 +20,7 @@ if status == 'running' then
   token = f[4]
   rcall('HSET', KEYS[1], 'tok', '')
   rcall('PUBLISH', tag .. ':cancel', id)
-elseif status == 'queued' then
+elseif status == 'queued' then -- (one waiting in a bulk submit's list stays there: claims pass it over)
   rcall('ZREM', tag .. ':r:' .. f[2], member(f[3], id))
 elseif status == 'scheduled' or status == 'retrying' then
   rcall('ZREM', tag .. ':d:' .. f[2], member(f[3], id))

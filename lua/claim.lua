@@ -7,7 +7,9 @@ KEYS[4] {p}:token     string fencing token counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
 ARGV[6] key_ttl_ms (for a damaged record that goes dead)
 Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib).
-The task hashes are found from the popped members, under the same tag.
+The task hashes are found from the queue's members, under the same tag. A list member (a bulk submit's
+tasks, see _lib) gives as many tasks from the head of its list as are wanted, and leaves the queue once
+the list is used up.
 ]]
 --- @include _lib
 
@@ -38,49 +40,92 @@ if max < 1 then return {} end
 -- A reply of many large payloads takes a while to cross the network: the batch stops growing past this
 -- many bytes of specs (it always takes at least one task).
 local MAX_REPLY_BYTES = 8 * 1024 * 1024
+-- The most ids of a list member passed over in one call (tasks cancelled while they waited in the list).
+local MAX_PASSED_OVER = 100000
 local out, n_out = {}, 0
 local leases, n_leases = {}, 0
 local lease_until = now + lease_ms
 local now_text = string.format('%d', now) -- converted once, not once per task
--- ZRANGE, then ZREM of what was taken, rather than ZPOPMIN: no scores to make Lua strings of. (By member,
--- not by rank: a damaged record's end may make a DAG child ready in this very queue meanwhile.)
-local candidates = rcall('ZRANGE', KEYS[1], 0, max - 1)
 local first_token = tonumber(rcall('GET', KEYS[4]) or 0)
-local taken, bytes = 0, 0
+local tokens, bytes, taken = 0, 0, 0 -- tokens given out, bytes of specs, tasks looked at (up to max)
 local started = 0 -- queued -> running, counted once for the batch
-for i = 1, #candidates do
-  if bytes > MAX_REPLY_BYTES then break end
-  taken = i
-  local id = string.sub(candidates[i], 13)
-  local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
-  local missing = damaged(f)
-  if not f[1] and not f[2] then
-    -- the task is gone (deleted by hand): nothing to run
-  elseif missing then
+
+-- Leases task `id` (fields f: spec, status, att, pool) to the caller, or sends a damaged record dead.
+local function take(id, h, f, missing)
+  missing = missing or damaged(f)
+  if missing then
     rcall('HSET', h, 'pool', pool, 'status', f[2] or 'queued',
       'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
     end_task(tag, id, 'dead', now, key_ttl)
+    return
+  end
+  tokens = tokens + 1
+  local token = first_token + tokens
+  local attempt = (tonumber(f[3]) or 0) + 1
+  rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now_text)
+  if f[2] == 'queued' then
+    started = started + 1
   else
-    local token = first_token + i
-    local attempt = (tonumber(f[3]) or 0) + 1
-    rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now_text)
-    if f[2] == 'queued' then
-      started = started + 1
-    else
-      set_status(tag, h, pool, f[2], 'running') -- (set_status writes the status again: harmless)
+    set_status(tag, h, pool, f[2], 'running') -- (set_status writes the status again: harmless)
+  end
+  leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
+  n_leases = n_leases + 2
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, token, attempt, f[1]
+  n_out = n_out + 4
+  bytes = bytes + #f[1]
+end
+
+-- Takes from the head of a list member's list (see _lib); returns whether the list is used up.
+local function take_from_list(m)
+  local first, last = tonumber(string.sub(m, 1, 12), 16), tonumber(string.sub(m, 14, 25), 16)
+  local list = tag .. ':' .. string.sub(m, 26)
+  local looked, passed_over = 0, 0
+  while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER do
+    local ids = rcall('LRANGE', list, looked, looked + max - taken - 1)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      if taken == max or bytes > MAX_REPLY_BYTES then break end
+      looked = looked + 1
+      local h = tkey(tag, id)
+      local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool', 'seq')
+      local seq = tonumber(f[5])
+      if not (f[1] or f[2]) then -- gone: purged, or deleted by hand
+        passed_over = passed_over + 1
+      elseif not seq then
+        taken = taken + 1
+        take(id, h, f, 'seq')
+      elseif seq >= first and seq <= last and (f[2] == 'queued' or not f[2]) then
+        taken = taken + 1
+        take(id, h, f)
+      else -- cancelled while it waited, or a new task under a purged task's id (queued on its own)
+        passed_over = passed_over + 1
+      end
     end
-    leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
-    n_leases = n_leases + 2
-    out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, token, attempt, f[1]
-    n_out = n_out + 4
-    bytes = bytes + #f[1]
+  end
+  rcall('LTRIM', list, looked, -1)
+  return rcall('EXISTS', list) == 0
+end
+
+-- ZRANGE, then ZREM of the members used up, rather than ZPOPMIN: no scores to make Lua strings of. (By
+-- member, not by rank: a damaged record's end may make a DAG child ready in this very queue meanwhile.)
+local candidates = rcall('ZRANGE', KEYS[1], 0, max - 1)
+local used_up = {}
+for i = 1, #candidates do
+  if taken == max or bytes > MAX_REPLY_BYTES then break end
+  local m = candidates[i]
+  if string.byte(m, 13) == 47 then -- "/": a list member
+    if take_from_list(m) then used_up[#used_up + 1] = m end
+  else
+    taken = taken + 1
+    used_up[#used_up + 1] = m
+    local id = string.sub(m, 13)
+    local h = tkey(tag, id)
+    local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
+    if f[1] or f[2] then take(id, h, f) end -- else gone (deleted by hand): nothing to run
   end
 end
-if taken > 0 then
-  call_in_chunks('ZREM', KEYS[1], candidates, taken)
-  rcall('INCRBY', KEYS[4], taken)
-end
+call_in_chunks('ZREM', KEYS[1], used_up)
+if tokens > 0 then rcall('INCRBY', KEYS[4], tokens) end
 call_in_chunks('ZADD', KEYS[3], leases)
 if started > 0 then
   rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)

@@ -9,7 +9,9 @@ ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
 ARGV[4] part         "" to store the tasks for good; else this call is part number `part` (from 1) of a
         staged bulk submit (lua/bulk.lua): the tasks are written but join no queue, listing or count until
         the batch is committed, and are dropped if it is not committed within stage_ms of its last part
-        (on the server's clock, whatever ARGV[2] says). Only plain tasks are staged.
+        (on the server's clock, whatever ARGV[2] says). Only plain tasks are staged. Every part uses the
+        first part's time, so the whole batch shares one creation time. Tasks ready at once wait in one
+        list per priority and pool, which the commit puts into the ready queue as a single member.
 ARGV[5] stage_ms     (staged only) see ARGV[4]
 ARGV[6] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
         share their settings. A run is: kind, count, pool, priority, max_retries, run_at_ms ("" = now),
@@ -29,11 +31,14 @@ local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
 local part, stage_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
+local start -- (staged) "<now> <first seq>" of the batch, set by its first part
 if part then -- a part must not bring back (in part) a batch that was dropped or has been committed
   local ended = rcall('EXISTS', KEYS[4] .. ':end') == 1
-  if ended or (part > 1 and not rcall('ZSCORE', KEYS[3], KEYS[4])) then
+  if not ended and part > 1 then start = rcall('GET', KEYS[4] .. ':start') end
+  if ended or (part > 1 and not (start and rcall('ZSCORE', KEYS[3], KEYS[4]))) then
     return redis.error_reply('STAGE_LOST ' .. KEYS[4])
   end
+  if start then now = tonumber(string.match(start, '^%d+')) end
 end
 
 -- The runs, decoded once: task j is ids[j], specs[j], keys[j], parents_of[j], and its run's settings
@@ -121,6 +126,8 @@ end
 local out = {}
 local actual = {} -- a task deduplicated by its key stands for the holder: its children follow there
 local first_seq = rcall('INCRBY', KEYS[1], n) - n
+if part == 1 then rcall('SET', KEYS[4] .. ':start', string.format('%d %d', now, first_seq + 1)) end
+local listed = {} -- (staged) per "q:<priority>:<pool>": the ids of its tasks that are ready at once
 local all, n_all = {}, 0 -- seq/id pairs for {p}:all
 local queues = {} -- per "<pool>/<status>": score/member pairs for its sorted set, and the count
 local now_text = string.format('%d', now) -- converted once, not once per task
@@ -134,6 +141,11 @@ for j = 1, n do
     status = ready_ms > now and 'scheduled' or 'queued'
     score = status == 'queued' and ready_score(run.prio, ready_ms) or ready_ms
     run.short = run.prio == '0' and run.run_at == ''
+    if part and run.run_at == '' then
+      local target = 'q:' .. run.prio .. ':' .. run.pool
+      listed[target] = listed[target] or {}
+      run.short_list = listed[target]
+    end
     local what = run.pool .. '/' .. status
     queue = queues[what]
     if not queue then
@@ -166,6 +178,9 @@ for j = 1, n do
       rcall('HSET', h, 'parents', parents)
       rcall('HINCRBY', tag .. ':counts', run.pool .. '/waiting', 1)
       link_parents(id, h, split_parents(parents), actual)
+    elseif run.short_list then
+      local ids_of = run.short_list
+      ids_of[#ids_of + 1] = id
     else
       local q = queue.pairs
       q[queue.n + 1], q[queue.n + 2] = score, member(seq, id)
@@ -182,6 +197,10 @@ if part then
     rcall('SADD', batch, target)
   end
   stage('all', all, n_all)
+  for target, ids_of in pairs(listed) do
+    call_in_chunks('RPUSH', staged_list(tag, batch, target), ids_of)
+    rcall('SADD', batch, target)
+  end
   for _, q in pairs(queues) do
     if q.n > 0 then stage((q.status == 'queued' and 'r:' or 'd:') .. q.pool, q.pairs, q.n) end
   end

@@ -267,6 +267,31 @@ async def test_a_large_batch_is_all_or_nothing_too(sched, storage, autojump_cloc
             assert (await s.wait(tid, timeout=30)).status is TaskStatus.SUCCEEDED
 
 
+async def test_a_large_batch_runs_in_priority_then_submission_order(sched, autojump_clock):
+    # on Redis the batch waits as one queue member standing for its list (lua/_lib.lua): tasks around it
+    # still come before or after it by priority and submission order
+    s = sched(max_workers=1)
+    ran = []
+
+    @s.job("record")
+    async def record(ctx):
+        ran.append(ctx.text())
+
+    s.pause()
+    async with s:
+        await s.submit(Task("record", payload="before"))
+        ids = await s.submit_many([Task("record", payload=str(i)) for i in range(2500)])
+        await s.submit(Task("record", payload="after"))
+        await s.submit(Task("record", payload="urgent", priority=5))
+        await s.submit_many([Task("record", payload=f"urgent batch {i}", priority=5) for i in range(1500)])
+        assert await s.cancel(ids[7])
+        s.resume()
+        with trio.fail_after(60):
+            await s.join()
+    urgent = ["urgent", *(f"urgent batch {i}" for i in range(1500))]
+    assert ran == [*urgent, "before", *(str(i) for i in range(2500) if i != 7), "after"]
+
+
 async def test_get_unknown_task(sched, autojump_clock):
     s = sched()
     async with s:

@@ -13,7 +13,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skedulr import RedisStorage, Scheduler, Task, TaskStatus
+from skedulr import JobContext, RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import DuplicateTaskError, InvalidOptionError, StorageError
 from skedulr.storage import _scripts
 from skedulr.storage import redis as redis_storage
@@ -53,6 +53,7 @@ def _assert_nothing_stored(url: str, storage: RedisStorage) -> None:
     assert client.zcard(f"{storage.tag}:staging") == 0
     assert client.zcard(f"{storage.tag}:all") == 0
     assert client.zcard(f"{storage.tag}:r:default") == 0
+    assert _keys(url, storage, "q:*") == [], "a list of the refused batch was left behind"
 
 
 async def test_a_large_batch_goes_out_in_parts_and_shows_up_whole(redis_url: str) -> None:
@@ -203,9 +204,8 @@ async def test_a_batch_abandoned_half_way_is_dropped_by_the_sweep(redis_url: str
         late = _stage_part(storage, batch, part, stage_ms=60_000)
         assert isinstance(late, redis.ResponseError) and "STAGE_LOST" in str(late)
     with pytest.raises(StorageError, match="dropped before it was complete"):
-        await storage._eval(
-            "bulk", [f"{storage.tag}:staging", f"{storage.tag}:all"], [storage.tag, "commit", batch, 60_000]
-        )
+        keys = [f"{storage.tag}:staging", f"{storage.tag}:all", f"{storage.tag}:seq"]
+        await storage._eval("bulk", keys, [storage.tag, "commit", batch, 60_000])
     _assert_nothing_stored(redis_url, storage)
 
 
@@ -228,3 +228,64 @@ async def test_a_commit_whose_reply_is_lost_still_reports_the_batch_stored(
         assert len(set(ids)) == BATCH
         assert (await sched.stats()).counts["queued"] == BATCH
         assert (await sched.get(ids[-1])).status is TaskStatus.QUEUED
+
+
+async def _drained_batch(redis_url: str, sched: Scheduler, storage: RedisStorage) -> None:
+    """Resumes, waits until nothing is left to run, and checks the batch's lists are gone with it."""
+    sched.resume()
+    with trio.fail_after(30):
+        await sched.join()
+    assert _keys(redis_url, storage, "q:*") == []
+    assert redis.Redis.from_url(redis_url).zcard(f"{storage.tag}:r:default") == 0
+
+
+async def test_a_committed_batch_waits_as_one_list_member_and_is_claimed_in_order(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix=f"bulk-{os.urandom(3).hex()}")
+    sched = Scheduler(storage, max_workers=1)  # one job at a time, each claim takes a task or two of the list
+    ran: list[int] = []
+
+    async def record(ctx: JobContext) -> None:
+        ran.append(ctx.json())
+
+    sched.register_job("record", record)
+    sched.pause()
+    async with sched:
+        await sched.submit(Task("record", payload=-1))
+        await sched.submit_many([Task("record", payload=i) for i in range(BATCH)])
+        client = redis.Redis.from_url(redis_url)
+        assert client.zcard(f"{storage.tag}:r:default") == 2  # the single task, and one member for the batch
+        assert len(_keys(redis_url, storage, "q:*")) == 1
+        await _drained_batch(redis_url, sched, storage)
+    assert ran == [-1, *range(BATCH)]
+
+
+async def test_a_task_cancelled_in_a_committed_batch_is_passed_over(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    ran: list[str] = []
+    sched.register_job("record", lambda ctx: ran.append(ctx.task_id))
+    sched.pause()
+    async with sched:
+        ids = await sched.submit_many([Task("record") for _ in range(BATCH)])
+        cancelled = set(ids[:50] + ids[1000:1003] + ids[-1:])
+        for task_id in cancelled:
+            assert await sched.cancel(task_id)
+        # purged and submitted again under the same id while the list still names it: it runs once
+        reused = ids[0]
+        await sched.purge(reused)
+        await sched.submit(Task("record", id=reused))
+        await _drained_batch(redis_url, sched, storage)
+        counts = (await sched.stats()).counts
+    assert sorted(ran) == sorted([reused, *(i for i in ids if i not in cancelled)])
+    assert counts["cancelled"] == len(cancelled) - 1 and counts["succeeded"] == BATCH - len(cancelled) + 1
+
+
+async def test_a_damaged_task_in_a_committed_batch_goes_dead_and_the_rest_run(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        ids = await sched.submit_many([Task("job") for _ in range(BATCH)])
+        redis.Redis.from_url(redis_url).hdel(f"{storage.tag}:t:{ids[5]}", "seq")
+        await _drained_batch(redis_url, sched, storage)
+        damaged = await sched.get(ids[5])
+        assert damaged.status is TaskStatus.DEAD and "field seq" in (damaged.error or "")
+        assert (await sched.stats()).counts["succeeded"] == BATCH - 1

@@ -425,7 +425,7 @@ class RedisStorage:
         batch = self._key("s", _new_id())
         now = self._now(now_ms)
         keys = [self._key("seq"), self._key("all"), self._key("staging"), batch]
-        bulk_keys = [self._key("staging"), self._key("all")]
+        bulk_keys = [self._key("staging"), self._key("all"), self._key("seq")]
 
         def parts() -> Iterator[tuple[list[str], list[Any]]]:
             for number, part_specs in enumerate(_parts(specs), 1):
@@ -670,7 +670,7 @@ class RedisStorage:
         keys = [self._key("all"), self._key("ended"), self._key("dead")]
         looked = int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
         # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
-        staged = [self._key("staging"), self._key("all")]
+        staged = [self._key("staging"), self._key("all"), self._key("seq")]
         while await self._eval("bulk", staged, [self.tag, "drop_expired", "", _STAGE_MS]) == _DROP_EXPIRED_BATCHES:
             await trio.lowlevel.checkpoint()
         return looked
