@@ -21,6 +21,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:s:<batch>   set     a staged bulk submit's targets (lua/bulk.lua), each with its list of items:
                           {p}:s:<batch>:<target>, or {p}:q:<batch>:<priority>:<pool> for "q:<priority>:<pool>"
   {p}:s:<batch>:start, :end  strings  "<now_ms> <first seq>" of the batch; how it ended (kept a while)
+  {p}:s:<batch>:seqs  list    "<first> <last>" seq range of each part: its tasks are in {p}:all already,
+                          and the listing passes over them until the batch is committed
   {p}:q:<batch>:<priority>:<pool>  list  ids of a bulk submit's tasks that were ready at once, in seq order.
                           Once committed, ONE ready-queue member stands for the whole list: a "list member",
                           see below. A claim takes ids from its head; the member goes when the list is empty.

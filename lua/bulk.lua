@@ -8,10 +8,12 @@ KEYS[2] {p}:all      zset   every stored task by seq
 KEYS[3] {p}:seq      string submission counter (commit: the last seq a list member can hold)
 ARGV[1] tag; ARGV[2] "commit", "drop" or "drop_expired"; ARGV[3] the batch's key {p}:s:<batch> (commit,
 drop); ARGV[4] how long (ms) a batch's end is remembered
-A batch is the set {p}:s:<batch> of its targets, and one list per target (staged_list in _lib): "all"
-holds seq/id pairs for {p}:all, "r:<pool>" and "d:<pool>" score/member pairs for the pool's ready and
-delayed queues, "q:<priority>:<pool>" the ids of tasks ready at once, which the commit puts into the
-ready queue as one list member (see _lib): committing costs Redis the same for 10 or 100,000 of them. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
+A batch is the set {p}:s:<batch> of its targets, and one list per target (staged_list in _lib):
+"r:<pool>" and "d:<pool>" hold score/member pairs for the pool's ready and delayed queues,
+"q:<priority>:<pool>" the ids of tasks ready at once, which the commit puts into the ready queue as one
+list member (see _lib): committing costs Redis the same for 10 or 100,000 of them. The tasks are in
+{p}:all from their part on; {p}:s:<batch>:seqs lists the seq range of each part ("<first> <last>"),
+which the listing leaves out while the batch is staged, and a drop deletes. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
 its way cannot bring a batch back, and a client whose commit call failed can learn that it happened.
 Returns: commit: 1; drop: the number of tasks deleted, or -1 when the batch was committed already;
 drop_expired: the number of batches dropped (at most 10: call again while that many were).
@@ -38,19 +40,15 @@ local function commit(batch, remember_ms)
     else
       local items = rcall('LRANGE', list, 0, -1)
       rcall('DEL', list)
-      if target == 'all' then
-        call_in_chunks('ZADD', KEYS[2], items)
-      else
-        local kind, pool = string.sub(target, 1, 1), string.sub(target, 3)
-        local zkey = tag .. ':' .. target
-        if kind == 'r' and rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
-        call_in_chunks('ZADD', zkey, items)
-        local status = kind == 'r' and 'queued' or 'scheduled'
-        rcall('HINCRBY', tag .. ':counts', pool .. '/' .. status, #items / 2)
-      end
+      local kind, pool = string.sub(target, 1, 1), string.sub(target, 3)
+      local zkey = tag .. ':' .. target
+      if kind == 'r' and rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
+      call_in_chunks('ZADD', zkey, items)
+      local status = kind == 'r' and 'queued' or 'scheduled'
+      rcall('HINCRBY', tag .. ':counts', pool .. '/' .. status, #items / 2)
     end
   end
-  rcall('DEL', batch, batch .. ':start')
+  rcall('DEL', batch, batch .. ':start', batch .. ':seqs')
   rcall('SET', batch .. ':end', 'committed', 'PX', remember_ms)
   return 1
 end
@@ -60,18 +58,16 @@ local function drop(batch, remember_ms)
   rcall('ZREM', KEYS[1], batch)
   rcall('SET', batch .. ':end', 'dropped', 'PX', remember_ms)
   local deleted = 0
-  for _, target in ipairs(rcall('SMEMBERS', batch)) do
-    local list = staged_list(tag, batch, target)
-    if target == 'all' then
-      local items = rcall('LRANGE', list, 0, -1)
-      for j = 2, #items, 2 do
-        rcall('DEL', tkey(tag, items[j]))
-        deleted = deleted + 1
-      end
+  for _, range in ipairs(rcall('LRANGE', batch .. ':seqs', 0, -1)) do
+    local first, last = string.match(range, '^(%d+) (%d+)$')
+    for _, id in ipairs(rcall('ZRANGEBYSCORE', KEYS[2], first, last)) do
+      rcall('DEL', tkey(tag, id))
+      deleted = deleted + 1
     end
-    rcall('DEL', list)
+    rcall('ZREMRANGEBYSCORE', KEYS[2], first, last)
   end
-  rcall('DEL', batch, batch .. ':start')
+  for _, target in ipairs(rcall('SMEMBERS', batch)) do rcall('DEL', staged_list(tag, batch, target)) end
+  rcall('DEL', batch, batch .. ':start', batch .. ':seqs')
   return deleted
 end
 

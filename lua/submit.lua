@@ -8,7 +8,8 @@ ARGV[2] now_ms       epoch ms, or "" for the server's clock
 ARGV[3] key_ttl_ms   how long an idempotency key outlives its task
 ARGV[4] part         "" to store the tasks for good; else this call is part number `part` (from 1) of a
         staged bulk submit (lua/bulk.lua): the tasks are written but join no queue, listing or count until
-        the batch is committed, and are dropped if it is not committed within stage_ms of its last part
+        the batch is committed (they are in {p}:all, where the listing passes over the seq ranges of
+        staged batches), and are dropped if it is not committed within stage_ms of its last part
         (on the server's clock, whatever ARGV[2] says). Only plain tasks are staged. Every part uses the
         first part's time, so the whole batch shares one creation time. Tasks ready at once wait in one
         list per priority and pool, which the commit puts into the ready queue as a single member.
@@ -190,13 +191,16 @@ for j = 1, n do
 end
 
 if part then
-  -- what the commit will add, per target: "all" (seq/id pairs), "r:<pool>" and "d:<pool>" (score/member)
   local batch = KEYS[4]
+  -- listed at once: the listing leaves out the seq ranges of batches still staged (and a drop deletes them)
+  call_in_chunks('ZADD', KEYS[2], all, n_all)
+  rcall('RPUSH', batch .. ':seqs', string.format('%d %d', first_seq + 1, first_seq + n))
+  -- what the commit will add, per target: "r:<pool>" and "d:<pool>" (score/member pairs for the queues),
+  -- "q:<priority>:<pool>" (the ids of tasks ready at once, see _lib)
   local function stage(target, items, count)
     call_in_chunks('RPUSH', batch .. ':' .. target, items, count)
     rcall('SADD', batch, target)
   end
-  stage('all', all, n_all)
   for target, ids_of in pairs(listed) do
     call_in_chunks('RPUSH', staged_list(tag, batch, target), ids_of)
     rcall('SADD', batch, target)

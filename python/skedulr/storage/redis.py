@@ -623,6 +623,7 @@ class RedisStorage:
         source = self._key("dead") if wanted == {"dead"} else self._key("all")
         needle = query.lower() if query else None
         now = await self._server_now(now_ms)
+        staged = await self._staged_seqs()
         after = parse_cursor(cursor)
         upper = "+inf" if after is None else f"({after}"
         tasks: list[TaskInfo] = []
@@ -631,7 +632,7 @@ class RedisStorage:
             batch = await self._exec("ZREVRANGEBYSCORE", source, upper, "-inf", "WITHSCORES", "LIMIT", 0, 500)
             if not batch:
                 return TaskPage(tasks, None)
-            ids = [_text(member) for member, _score in batch]
+            ids = [_text(m) for m, seq in batch if not any(a <= int(seq) <= b for a, b in staged)]
             hashes = await self._exec_many([("HGETALL", self._key("t", i)) for i in ids])
             for task_id, raw in zip(ids, hashes, strict=True):
                 if not raw or isinstance(raw, Exception):
@@ -644,6 +645,21 @@ class RedisStorage:
                     tasks.append(info)
                     last_seq = seq
             upper = f"({int(batch[-1][1])}"
+
+    async def _staged_seqs(self) -> list[tuple[int, int]]:
+        """The seq ranges of bulk submits not committed yet: their tasks are in {p}:all already, and must
+        not be listed until the commit (lua/bulk.lua)."""
+        batches = await self._exec("ZRANGE", self._key("staging"), 0, -1)
+        if not batches:
+            return []
+        out: list[tuple[int, int]] = []
+        for ranges in await self._exec_many([("LRANGE", f"{_text(b)}:seqs", 0, -1) for b in batches]):
+            if isinstance(ranges, Exception):
+                raise ranges
+            for text in ranges:
+                first, last = text.split()
+                out.append((int(first), int(last)))
+        return out
 
     async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
         raw = _hash(await self._exec("HGETALL", self._key("counts")))
