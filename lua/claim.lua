@@ -75,11 +75,13 @@ local function take(id, h, f, missing)
   bytes = bytes + #f[1]
 end
 
--- Takes from the head of a list member's list (see _lib); returns whether the list is used up.
+-- Takes from the head of a list member's list (see _lib); returns whether the member is to be removed:
+-- its list is used up, or it was replaced by one whose first seq is past what was taken, so that a task
+-- taken here and handed back later (its seq is lower) keeps its place ahead of the rest of the list.
 local function take_from_list(m)
   local first, last = tonumber(string.sub(m, 1, 12), 16), tonumber(string.sub(m, 14, 25), 16)
   local list = tag .. ':' .. string.sub(m, 26)
-  local looked, passed_over = 0, 0
+  local looked, passed_over, past = 0, 0, nil
   while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER do
     local ids = rcall('LRANGE', list, looked, looked + max - taken - 1)
     if #ids == 0 then break end
@@ -96,6 +98,7 @@ local function take_from_list(m)
         take(id, h, f, 'seq')
       elseif seq >= first and seq <= last and (f[2] == 'queued' or not f[2]) then
         taken = taken + 1
+        past = seq
         take(id, h, f)
       else -- cancelled while it waited, or a new task under a purged task's id (queued on its own)
         passed_over = passed_over + 1
@@ -103,7 +106,10 @@ local function take_from_list(m)
     end
   end
   rcall('LTRIM', list, looked, -1)
-  return rcall('EXISTS', list) == 0
+  if rcall('EXISTS', list) == 0 then return true end
+  if not past then return false end
+  rcall('ZADD', KEYS[1], rcall('ZSCORE', KEYS[1], m), list_member(past + 1, last, list, tag))
+  return true
 end
 
 -- ZRANGE, then ZREM of the members used up, rather than ZPOPMIN: no scores to make Lua strings of. (By

@@ -289,3 +289,34 @@ async def test_a_damaged_task_in_a_committed_batch_goes_dead_and_the_rest_run(re
         damaged = await sched.get(ids[5])
         assert damaged.status is TaskStatus.DEAD and "field seq" in (damaged.error or "")
         assert (await sched.stats()).counts["succeeded"] == BATCH - 1
+
+
+async def test_a_task_of_a_batch_handed_back_keeps_its_place_ahead_of_the_rest(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix=f"bulk-{os.urandom(3).hex()}")
+    sched = Scheduler(storage, max_workers=1)  # short jobs: the pool claims one ahead of its runner
+    ran: list[int] = []
+    handed_back = 0
+    hand_back_many = storage.hand_back_many
+
+    async def counting_hand_back(items: list[tuple[Any, int]], now_ms: int) -> int:
+        nonlocal handed_back
+        handed_back += await hand_back_many(items, now_ms)
+        return handed_back
+
+    storage.hand_back_many = counting_hand_back  # type: ignore[method-assign]
+
+    async def record(ctx: JobContext) -> None:
+        ran.append(ctx.json())
+        if len(ran) == 5:  # pausing hands back what was claimed ahead: it must run next all the same
+            await trio.sleep(0.1)  # (real time) the pool claims ahead meanwhile
+            sched.pause()
+            await trio.sleep(0.2)
+            sched.resume()
+
+    sched.register_job("record", record)
+    sched.pause()
+    async with sched:
+        await sched.submit_many([Task("record", payload=i) for i in range(BATCH)])
+        await _drained_batch(redis_url, sched, storage)
+    assert handed_back >= 1, "nothing was claimed ahead: the test did not test anything"
+    assert ran == list(range(BATCH))

@@ -97,10 +97,12 @@ def _can_stage(spec: Spec) -> bool:
 
 def _parts(specs: list[Spec]) -> Iterator[list[Spec]]:
     """Consecutive slices of `specs` of at most `_STAGE_PART` tasks and `_GROUP_BYTES` of payload (or one
-    task): each one script call of a staged bulk submit, well under Redis's limit for one command."""
-    start, size = 0, 0
+    task): each one script call of a staged bulk submit, well under Redis's limit for one command. The
+    first is a quarter of that, so Redis starts storing sooner."""
+    start, size, limit = 0, 0, max(1, _STAGE_PART // 4)
     for i, spec in enumerate(specs):
-        if i > start and (i - start == _STAGE_PART or size + len(spec[3]) > _GROUP_BYTES):
+        if i > start and (i - start == limit or size + len(spec[3]) > _GROUP_BYTES):
+            limit = _STAGE_PART
             yield specs[start:i]
             start, size = i, 0
         size += len(spec[3])
@@ -315,8 +317,10 @@ class RedisStorage:
 
     # ----- submit -----------------------------------------------------------------------------------
 
-    def _task_args(self, spec: Spec) -> _TaskArgs:
+    def _task_args(self, spec: Spec, new_id: str | None = None) -> _TaskArgs:
+        """The task as lua/submit.lua takes it, under `new_id` if given (a task without an id of its own)."""
         task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents = spec
+        task_id = new_id or task_id
         _core.validate_name("job name", name)
         _core.validate_name("pool name", pool)
         if task_id is not None:
@@ -342,7 +346,7 @@ class RedisStorage:
         if spec[9]:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
-        task_args = self._task_args((spec[0] or _new_id(), *spec[1:]))
+        task_args = self._task_args(spec, None if spec[0] else _new_id())
         size = len(task_args[1])  # the spec: name, numbers and payload
         group = self._gathering
         if group is not None and len(group.tasks) < _GROUP_LIMIT and group.bytes + size <= _GROUP_BYTES:
@@ -391,9 +395,7 @@ class RedisStorage:
         if large and all(_can_stage(s) for s in specs):
             connection = self._direct_connection("bulk")
             if connection is not None:
-                specs = [(_new_id(), *s[1:]) for s in specs]
-                await self._submit_staged(specs, connection, now_ms)
-                return [(s[0], True) for s in specs]
+                return [(task_id, True) for task_id in await self._submit_staged(specs, connection, now_ms)]
         specs = [(s[0] or _new_id(), *s[1:]) for s in specs]
         index = {s[0]: i for i, s in enumerate(specs)}
         if len(index) != len(specs):
@@ -415,21 +417,24 @@ class RedisStorage:
         flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
-    async def _submit_staged(self, specs: list[Spec], connection: DirectConnection, now_ms: int) -> None:
-        """A large batch of plain tasks with new random ids (nobody else can know them yet), in parts
+    async def _submit_staged(self, specs: list[Spec], connection: DirectConnection, now_ms: int) -> list[str]:
+        """A large batch of plain tasks under new random ids (nobody else can know them yet), in parts
         that Redis stores while the next part is being encoded, made visible at once by one commit
         (lua/bulk.lua). Sent as one script call, the batch costs Python's encoding plus Redis's storing;
-        in parts, about the larger of the two, and only the commit keeps Redis busy with the whole batch
-        (about 1 µs per task). Anything that stops it half-way drops what was staged (or the sweep does,
-        `_STAGE_MS` after the last part)."""
+        in parts, about the larger of the two, and the commit's cost does not grow with the batch.
+        Anything that stops it half-way drops what was staged (or the sweep does, `_STAGE_MS` after the
+        last part). Returns the new ids, in batch order."""
         batch = self._key("s", _new_id())
         now = self._now(now_ms)
         keys = [self._key("seq"), self._key("all"), self._key("staging"), batch]
         bulk_keys = [self._key("staging"), self._key("all"), self._key("seq")]
 
+        ids: list[str] = []
+
         def parts() -> Iterator[tuple[list[str], list[Any]]]:
             for number, part_specs in enumerate(_parts(specs), 1):
-                part = [self._task_args(s) for s in part_specs]
+                part = [self._task_args(s, _new_id()) for s in part_specs]
+                ids.extend(t[0] for t in part)
                 yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
 
         try:
@@ -440,12 +445,13 @@ class RedisStorage:
             commit: list[Any] = [self.tag, "commit", batch, _STAGE_MS]
             timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # it runs ~1 µs/task
             await connection.eval_script(_scripts.load("bulk"), bulk_keys, commit, timeout=timeout)
+            return ids
         except BaseException as e:
             with trio.CancelScope(shield=True), trio.move_on_after(_STAGE_DROP_TIMEOUT), suppress(StorageError):
                 # -1: the commit ran though its reply was lost (Redis went away, or we were cancelled)
                 committed = await self._eval("bulk", bulk_keys, [self.tag, "drop", batch, _STAGE_MS]) == -1
                 if committed and isinstance(e, StorageError):
-                    return  # stored: the caller must not be told otherwise (a retry would store it twice)
+                    return ids  # stored: the caller must not be told otherwise (a retry would store it twice)
             raise  # Redis unreachable meanwhile: the sweep drops the batch once its deadline has passed
 
     # ----- workers ----------------------------------------------------------------------------------
