@@ -32,6 +32,7 @@ from ._redis_io import (
     DEFAULT_SOCKET_TIMEOUT,
     Arg,
     ScriptLike,
+    acquire_at_once,
     counting_outstanding,
     redact_url,
     scrub_secrets,
@@ -198,8 +199,11 @@ class DirectConnection:
     async def _call(self, command: Sequence[Arg], timeout: float | None = None) -> Any:
         """Sends one command and returns its reply (an error reply is returned, not raised)."""
         data = pack(command)
-        async with self._turn:
+        await acquire_at_once(self._turn)
+        try:
             return await self._call_now(data, timeout)
+        finally:
+            self._turn.release()
 
     async def _call_now(self, data: bytes, timeout: float | None = None) -> Any:
         if self._closed:

@@ -30,7 +30,7 @@ from ..errors import (
 from ..task import TaskInfo, TaskPage
 from . import _scripts
 from ._redis_direct import DirectConnection
-from ._redis_io import RedisConnection, open_connection, redact_url
+from ._redis_io import RedisConnection, acquire_at_once, open_connection, redact_url
 from ._redis_subscription import open_subscription
 from .base import ClaimRow, Held, Spec, parse_cursor
 
@@ -362,10 +362,13 @@ class RedisStorage:
             # The others in the group depend on this call: it finishes even if its caller is cancelled
             # (the connection fails fast when Redis cannot be reached, so this cannot hang).
             with trio.CancelScope(shield=True):
-                async with self._submit_lock:
+                await acquire_at_once(self._submit_lock)
+                try:
                     if self._gathering is group:
                         self._gathering = None  # later submits gather into a new group
                     await self._send_group(group, now_ms)
+                finally:
+                    self._submit_lock.release()
         result = group.results[index]
         if isinstance(result, Exception):
             raise result
