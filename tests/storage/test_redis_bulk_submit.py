@@ -320,3 +320,28 @@ async def test_a_task_of_a_batch_handed_back_keeps_its_place_ahead_of_the_rest(r
         await _drained_batch(redis_url, sched, storage)
     assert handed_back >= 1, "nothing was claimed ahead: the test did not test anything"
     assert ran == list(range(BATCH))
+
+
+async def test_a_script_flush_while_parts_are_on_their_way_sends_the_batch_again(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        runs = redis_storage._runs
+        encoded: list[int] = []
+
+        def runs_then_flush(ordered: list[redis_storage._TaskArgs]) -> list[object]:
+            encoded.append(len(ordered))
+            if len(encoded) == 2:  # the first part is out (and stored): Redis forgets its scripts now
+                redis.Redis.from_url(redis_url).script_flush()
+            return runs(ordered)
+
+        monkeypatch.setattr(redis_storage, "_runs", runs_then_flush)
+        ids = await sched.submit_many([Task("job", payload=str(i)) for i in range(BATCH)])
+        assert len(encoded) == 2 * PARTS, "the batch was not sent again"
+        assert _end_marks(redis_url, storage) == [b"committed", b"dropped"]
+        assert len(_keys(redis_url, storage, "t:*")) == BATCH and len(set(ids)) == BATCH
+        assert [(await sched.get(i)).payload for i in (ids[0], ids[-1])] == [b"0", str(BATCH - 1).encode()]
+        await _drained_batch(redis_url, sched, storage)
+        assert (await sched.stats()).counts["succeeded"] == BATCH

@@ -110,6 +110,10 @@ def _parts(specs: list[Spec]) -> Iterator[list[Spec]]:
         yield specs[start:]
 
 
+class _ScriptsFlushedError(StorageError):
+    """Redis forgot the submit script while a staged bulk submit's parts were on their way."""
+
+
 class _SubmitGroup:
     """Single submits sent together in one script call (each task's `_task_args`), and each one's outcome."""
 
@@ -398,7 +402,11 @@ class RedisStorage:
         if large and all(_can_stage(s) for s in specs):
             connection = self._direct_connection("bulk")
             if connection is not None:
-                return [(task_id, True) for task_id in await self._submit_staged(specs, connection, now_ms)]
+                try:
+                    ids = await self._submit_staged(specs, connection, now_ms)
+                except _ScriptsFlushedError:  # dropped: sent again, from the start, now that it is loaded
+                    ids = await self._submit_staged(specs, connection, now_ms)
+                return [(task_id, True) for task_id in ids]
         specs = [(s[0] or _new_id(), *s[1:]) for s in specs]
         index = {s[0]: i for i, s in enumerate(specs)}
         if len(index) != len(specs):
@@ -444,6 +452,8 @@ class RedisStorage:
             replies = await connection.eval_pipelined(_scripts.load("submit"), parts())
             failed = next((r for r in replies if isinstance(r, StorageError)), None)
             if failed is not None:
+                if str(failed.__cause__).startswith("NOSCRIPT"):  # a SCRIPT FLUSH after the check of the parts
+                    raise _ScriptsFlushedError(str(failed)) from failed
                 raise _typed(failed) from failed
             commit: list[Any] = [self.tag, "commit", batch, _STAGE_MS]
             timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # it runs ~1 µs/task
