@@ -4,7 +4,8 @@ Shared helpers, pasted by the script loader (python/skedulr/storage/_scripts.py)
 
 Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds a whole queue):
   {p}:t:<id>      hash    a task (fields below)
-  {p}:r:<pool>    zset    ready queue: score = (1000 - priority) * 2^42 + (ready_ms - EPOCH), member = m
+  {p}:r:<pool>    zset    ready queue: score = (1000 - priority) * 2^42 + (ready_ms - EPOCH), member = a queue
+                          member (one task) or a list member (a bulk submit's tasks), see below
   {p}:d:<pool>    zset    scheduled and retrying tasks: score = ready_ms, member = m
   {p}:leases      zset    running tasks: score = lease deadline (ms), member = id
   {p}:all         zset    every stored task: score = seq, member = id (listing, newest first)
@@ -39,11 +40,12 @@ Task hash fields (the id is the key's suffix; a field left out reads as its defa
   slow    "1" when ending the task needs end_task's general path: it has an idempotency key, DAG
           children, or an earlier attempt's error to clear. succeed.lua's fast path handles the rest.
 A queue member is member(seq, id): 12 hex digits of seq (FIFO within a priority), then the id. A list member
-is list_member(first, last, list): the 12 hex digits of the batch's first seq, "/", 12 hex digits of the
-last seq given out when it was committed, then the list's key without "{p}:". "/" is outside the id
-alphabet, so the two cannot be confused. An id taken from a list is run only if its task is still queued
-and its seq lies within first..last: a task cancelled meanwhile, or purged and re-created under the same
-id, is passed over.
+is list_member(first, last, list): 12 hex digits of the lowest seq its list may still hold (the batch's
+first; past what claims took, once they took some), "/", 12 hex digits of the last seq given out when it
+was committed, then the list's key without "{p}:". "/" is outside the id alphabet, so the two cannot be
+confused. An id taken from a list is run only if its task is still queued and its seq lies within
+first..last: a task cancelled meanwhile, or purged and re-created under the same id, is passed over.
+A cancelled task's id stays in its list (and the member in the queue) until a claim passes over it.
 ]]
 
 local rcall = redis.call

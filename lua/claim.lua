@@ -6,10 +6,11 @@ KEYS[3] {p}:leases    zset  lease deadlines
 KEYS[4] {p}:token     string fencing token counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
 ARGV[6] key_ttl_ms (for a damaged record that goes dead)
-Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib).
+Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib), then
+"more" if the call stopped at its limit of ids passed over before it had `max` tasks: call again.
 The task hashes are found from the queue's members, under the same tag. A list member (a bulk submit's
-tasks, see _lib) gives as many tasks from the head of its list as are wanted, and leaves the queue once
-the list is used up.
+tasks, see _lib) gives as many tasks from the head of its list as are wanted; it is then replaced by
+one that starts past them, or leaves the queue if the list is used up.
 ]]
 --- @include _lib
 
@@ -40,14 +41,17 @@ if max < 1 then return {} end
 -- A reply of many large payloads takes a while to cross the network: the batch stops growing past this
 -- many bytes of specs (it always takes at least one task).
 local MAX_REPLY_BYTES = 8 * 1024 * 1024
--- The most ids of a list member passed over in one call (tasks cancelled while they waited in the list).
-local MAX_PASSED_OVER = 100000
+-- The most ids of list members passed over in one call (tasks cancelled while they waited in a list):
+-- a call that reaches it ends there, returning "more", so the caller claims again at once.
+local MAX_PASSED_OVER = 10000
+local LIST_READ = 256 -- ids read from a list at a time (at least)
 local out, n_out = {}, 0
 local leases, n_leases = {}, 0
 local lease_until = now + lease_ms
 local now_text = string.format('%d', now) -- converted once, not once per task
 local first_token = tonumber(rcall('GET', KEYS[4]) or 0)
 local tokens, bytes, taken = 0, 0, 0 -- tokens given out, bytes of specs, tasks looked at (up to max)
+local passed_over = 0
 local started = 0 -- queued -> running, counted once for the batch
 
 -- Leases task `id` (fields f: spec, status, att, pool) to the caller, or sends a damaged record dead.
@@ -76,31 +80,29 @@ local function take(id, h, f, missing)
 end
 
 -- Takes from the head of a list member's list (see _lib); returns whether the member is to be removed:
--- its list is used up, or it was replaced by one whose first seq is past what was taken, so that a task
+-- its list is used up, or it is replaced by one whose first seq is past what was taken, so that a task
 -- taken here and handed back later (its seq is lower) keeps its place ahead of the rest of the list.
 local function take_from_list(m)
   local first, last = tonumber(string.sub(m, 1, 12), 16), tonumber(string.sub(m, 14, 25), 16)
   local list = tag .. ':' .. string.sub(m, 26)
-  local looked, passed_over, past = 0, 0, nil
+  local looked, past = 0, nil
   while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER do
-    local ids = rcall('LRANGE', list, looked, looked + max - taken - 1)
+    local ids = rcall('LRANGE', list, looked, looked + math.max(max - taken, LIST_READ) - 1)
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
-      if taken == max or bytes > MAX_REPLY_BYTES then break end
+      if taken == max or bytes > MAX_REPLY_BYTES or passed_over == MAX_PASSED_OVER then break end
       looked = looked + 1
       local h = tkey(tag, id)
       local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool', 'seq')
-      local seq = tonumber(f[5])
-      if not (f[1] or f[2]) then -- gone: purged, or deleted by hand
-        passed_over = passed_over + 1
-      elseif not seq then
+      local seq, waiting = tonumber(f[5]), f[2] == 'queued' or not f[2]
+      if (f[1] or f[2]) and waiting and not seq then -- damaged: its seq is lost
         taken = taken + 1
         take(id, h, f, 'seq')
-      elseif seq >= first and seq <= last and (f[2] == 'queued' or not f[2]) then
+      elseif (f[1] or f[2]) and waiting and seq >= first and seq <= last then
         taken = taken + 1
         past = seq
         take(id, h, f)
-      else -- cancelled while it waited, or a new task under a purged task's id (queued on its own)
+      else -- gone (purged), cancelled while it waited, or a new task under a purged id (queued on its own)
         passed_over = passed_over + 1
       end
     end
@@ -112,29 +114,35 @@ local function take_from_list(m)
   return true
 end
 
--- ZRANGE, then ZREM of the members used up, rather than ZPOPMIN: no scores to make Lua strings of. (By
--- member, not by rank: a damaged record's end may make a DAG child ready in this very queue meanwhile.)
-local candidates = rcall('ZRANGE', KEYS[1], 0, max - 1)
-local used_up = {}
-for i = 1, #candidates do
-  if taken == max or bytes > MAX_REPLY_BYTES then break end
-  local m = candidates[i]
-  if string.byte(m, 13) == 47 then -- "/": a list member
-    if take_from_list(m) then used_up[#used_up + 1] = m end
-  else
-    taken = taken + 1
-    used_up[#used_up + 1] = m
-    local id = string.sub(m, 13)
-    local h = tkey(tag, id)
-    local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
-    if f[1] or f[2] then take(id, h, f) end -- else gone (deleted by hand): nothing to run
+-- The queue's head, a window at a time: ZRANGE, then ZREM of the members used up, rather than ZPOPMIN
+-- (no scores to make Lua strings of). By member, not by rank: a damaged record's end may make a DAG child
+-- ready in this very queue meanwhile. A list member can be used up without giving a task (every one of
+-- its tasks was cancelled): the next window then looks further.
+while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER do
+  local candidates = rcall('ZRANGE', KEYS[1], 0, max - taken - 1)
+  local used_up = {}
+  for i = 1, #candidates do
+    if taken == max or bytes > MAX_REPLY_BYTES or passed_over == MAX_PASSED_OVER then break end
+    local m = candidates[i]
+    if string.byte(m, 13) == 47 then -- "/": a list member
+      if take_from_list(m) then used_up[#used_up + 1] = m end
+    else
+      taken = taken + 1
+      used_up[#used_up + 1] = m
+      local id = string.sub(m, 13)
+      local h = tkey(tag, id)
+      local f = rcall('HMGET', h, 'spec', 'status', 'att', 'pool')
+      if f[1] or f[2] then take(id, h, f) end -- else gone (deleted by hand): nothing to run
+    end
   end
+  call_in_chunks('ZREM', KEYS[1], used_up)
+  if #used_up < #candidates or #candidates == 0 then break end -- the queue is empty, or a window stopped
 end
-call_in_chunks('ZREM', KEYS[1], used_up)
 if tokens > 0 then rcall('INCRBY', KEYS[4], tokens) end
 call_in_chunks('ZADD', KEYS[3], leases)
 if started > 0 then
   rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', started)
 end
+if passed_over == MAX_PASSED_OVER and taken < max then out[n_out + 1] = 'more' end
 return out

@@ -345,3 +345,63 @@ async def test_a_script_flush_while_parts_are_on_their_way_sends_the_batch_again
         assert [(await sched.get(i)).payload for i in (ids[0], ids[-1])] == [b"0", str(BATCH - 1).encode()]
         await _drained_batch(redis_url, sched, storage)
         assert (await sched.stats()).counts["succeeded"] == BATCH
+
+
+def _cancel_by_pipeline(url: str, storage: RedisStorage, ids: list[str]) -> None:
+    """Cancels many tasks quickly: lua/cancel.lua pipelined, as many clients cancelling at once would."""
+    client = redis.Redis.from_url(url)
+    sha = client.script_load(_scripts.load("cancel").source)
+    for start in range(0, len(ids), 5000):
+        pipe = client.pipeline(transaction=False)
+        for task_id in ids[start : start + 5000]:
+            keys = [f"{storage.tag}:t:{task_id}", f"{storage.tag}:leases"]
+            pipe.evalsha(sha, 2, *keys, storage.tag, "", storage.key_ttl_ms, task_id)
+        assert all(reply[0] == 1 for reply in pipe.execute())
+
+
+async def test_a_claim_looks_past_batches_whose_tasks_were_all_cancelled(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        for _ in range(3):
+            _cancel_by_pipeline(redis_url, storage, await sched.submit_many([Task("job") for _ in range(BATCH)]))
+        task_id = await sched.submit(Task("job"))
+        rows = await storage.claim("default", 1, 0, 30_000, 0)
+        assert [row[0] for row in rows] == [task_id]
+        assert _keys(redis_url, storage, "q:*") == [] and (await sched.stats()).counts["running"] == 1
+
+
+async def test_a_claim_passing_over_many_cancelled_tasks_ends_early_and_keeps_priority(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        low = await sched.submit(Task("job", priority=-5))
+        ids = await sched.submit_many([Task("job") for _ in range(25_003)])
+        _cancel_by_pipeline(redis_url, storage, ids[:25_001])  # more than two calls' worth to pass over
+        client = redis.Redis.from_url(redis_url)
+        client.config_resetstat()
+        rows = await storage.claim("default", 2, 0, 30_000, 0)
+        assert [row[0] for row in rows] == ids[25_001:]  # not the lower priority task behind them
+        assert _script_calls(redis_url) == 3, "each call passes over at most its limit, then says so"
+        assert [row[0] for row in await storage.claim("default", 2, 0, 30_000, 0)] == [low]
+
+
+async def test_the_listing_leaves_out_staged_parts_and_skips_them_in_one_step(redis_url: str) -> None:
+    sched, storage = _scheduler(redis_url)
+    sched.pause()
+    async with sched:
+        before = await sched.submit(Task("job"))
+        batch = f"{storage.tag}:s:unfinished"
+        spec = redis_storage._pack_spec("job", 0, 0, b"")
+        keys = [f"{storage.tag}:seq", f"{storage.tag}:all", f"{storage.tag}:staging", batch]
+        run = [arg for i in range(1200) for arg in (f"staged{i}", spec)]
+        client = redis.Redis.from_url(redis_url)
+        sha = client.script_load(_scripts.load("submit").source)
+        client.evalsha(sha, 4, *keys, storage.tag, "", storage.key_ttl_ms, 1, 60_000, 1200, "p", 1200, "default", 0, 3,
+                       "", *run)  # fmt: skip
+        after = await sched.submit(Task("job"))
+        client.config_resetstat()
+        page = await sched.list_tasks(limit=10)
+        assert [t.id for t in page.tasks] == [after, before]
+        zrange_calls = int(client.info("commandstats")["cmdstat_zrevrangebyscore"]["calls"])
+        assert zrange_calls <= 3, "the staged range was walked page by page"

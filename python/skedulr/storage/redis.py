@@ -7,7 +7,9 @@ leases nor start delayed work early (`use_client_clock=True` lets tests drive ti
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -61,7 +63,7 @@ _STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of 
 _STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
 _DROP_EXPIRED_BATCHES = 10  # the most expired staged batches lua/bulk.lua drops in one call
 _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what it staged
-_COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (it takes ~1 µs)
+_COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (~1 µs per delayed task)
 
 
 # A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, run_at_ms, parents
@@ -456,7 +458,7 @@ class RedisStorage:
                     raise _ScriptsFlushedError(str(failed)) from failed
                 raise _typed(failed) from failed
             commit: list[Any] = [self.tag, "commit", batch, _STAGE_MS]
-            timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # it runs ~1 µs/task
+            timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # ~1 µs per delayed task
             await connection.eval_script(_scripts.load("bulk"), bulk_keys, commit, timeout=timeout)
             return ids
         except BaseException as e:
@@ -472,13 +474,17 @@ class RedisStorage:
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
         args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
-        flat = await self._eval_direct(f"claim:{pool}", "claim", keys, args)
-        rows: list[ClaimRow] = []
-        for i in range(0, len(flat), 4):
-            task_id = flat[i].decode()
-            name, timeout_ms, priority, payload = _unpack_spec(flat[i + 3])
-            rows.append((task_id, flat[i + 1], task_id, name, payload, flat[i + 2], priority, timeout_ms))
-        return rows
+        while True:
+            flat = await self._eval_direct(f"claim:{pool}", "claim", keys, args)
+            rows: list[ClaimRow] = []
+            for i in range(0, len(flat) - len(flat) % 4, 4):
+                task_id = flat[i].decode()
+                name, timeout_ms, priority, payload = _unpack_spec(flat[i + 3])
+                rows.append((task_id, flat[i + 1], task_id, name, payload, flat[i + 2], priority, timeout_ms))
+            # "more": it stopped passing over cancelled tasks of a bulk submit's list (lua/claim.lua). Only
+            # a call that leased nothing is repeated here, so a failed call cannot strand leased tasks.
+            if rows or len(flat) % 4 == 0:
+                return rows
 
     async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
@@ -642,16 +648,23 @@ class RedisStorage:
         source = self._key("dead") if wanted == {"dead"} else self._key("all")
         needle = query.lower() if query else None
         now = await self._server_now(now_ms)
-        staged = await self._staged_seqs()
         after = parse_cursor(cursor)
         upper = "+inf" if after is None else f"({after}"
         tasks: list[TaskInfo] = []
         last_seq: int | None = None
         while True:
-            batch = await self._exec("ZREVRANGEBYSCORE", source, upper, "-inf", "WITHSCORES", "LIMIT", 0, 500)
+            # the staged batches are read after the page: a part in the page wrote its range with it
+            batch, staging = await self._exec_many([
+                ("ZREVRANGEBYSCORE", source, upper, "-inf", "WITHSCORES", "LIMIT", 0, 500),
+                ("ZRANGE", self._key("staging"), 0, -1),
+            ])  # fmt: skip
+            for reply in (batch, staging):
+                if isinstance(reply, Exception):
+                    raise reply
             if not batch:
                 return TaskPage(tasks, None)
-            ids = [_text(m) for m, seq in batch if not any(a <= int(seq) <= b for a, b in staged)]
+            staged = await self._staged_seqs(staging) if staging else []
+            ids = [_text(m) for m, seq in batch if _staged_range(int(seq), staged) is None]
             hashes = await self._exec_many([("HGETALL", self._key("t", i)) for i in ids])
             for task_id, raw in zip(ids, hashes, strict=True):
                 if not raw or isinstance(raw, Exception):
@@ -663,22 +676,27 @@ class RedisStorage:
                         return TaskPage(tasks, str(last_seq))
                     tasks.append(info)
                     last_seq = seq
-            upper = f"({int(batch[-1][1])}"
+            lowest = int(batch[-1][1])
+            skipped = _staged_range(lowest, staged)  # a large staged batch is skipped at once, not page by page
+            upper = f"({lowest if skipped is None else skipped[0]}"
 
-    async def _staged_seqs(self) -> list[tuple[int, int]]:
-        """The seq ranges of bulk submits not committed yet: their tasks are in {p}:all already, and must
-        not be listed until the commit (lua/bulk.lua)."""
-        batches = await self._exec("ZRANGE", self._key("staging"), 0, -1)
-        if not batches:
-            return []
-        out: list[tuple[int, int]] = []
-        for ranges in await self._exec_many([("LRANGE", f"{_text(b)}:seqs", 0, -1) for b in batches]):
-            if isinstance(ranges, Exception):
-                raise ranges
-            for text in ranges:
+    async def _staged_seqs(self, batches: list[bytes]) -> list[tuple[int, int]]:
+        """The seq ranges of bulk submits not committed yet (members of {p}:staging), sorted and merged:
+        their tasks are in {p}:all already, and must not be listed until the commit (lua/bulk.lua)."""
+        ranges: list[tuple[int, int]] = []
+        for texts in await self._exec_many([("LRANGE", f"{_text(b)}:seqs", 0, -1) for b in batches]):
+            if isinstance(texts, Exception):
+                raise texts
+            for text in texts:
                 first, last = text.split()
-                out.append((int(first), int(last)))
-        return out
+                ranges.append((int(first), int(last)))
+        merged: list[tuple[int, int]] = []
+        for first, last in sorted(ranges):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+            else:
+                merged.append((first, last))
+        return merged
 
     async def counts(self, now_ms: int) -> dict[str, dict[str, int]]:
         raw = _hash(await self._exec("HGETALL", self._key("counts")))
@@ -790,6 +808,12 @@ class RedisStorage:
                     continue
                 channel, data = message
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))
+
+
+def _staged_range(seq: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The range of `ranges` (sorted, disjoint) that holds `seq`, if one does."""
+    i = bisect.bisect_right(ranges, (seq, math.inf)) - 1
+    return ranges[i] if i >= 0 and ranges[i][1] >= seq else None
 
 
 def _pack_spec(name: str, timeout_ms: int, priority: int, payload: bytes) -> bytes:
