@@ -27,6 +27,10 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:q:<batch>:<priority>:<pool>  list  ids of a bulk submit's tasks that were ready at once, in seq order.
                           Once committed, ONE ready-queue member stands for the whole list: a "list member",
                           see below. A claim takes ids from its head; the member goes when the list is empty.
+  {p}:idle:<pool> zset    instances standing ready for tasks handed to them (see stand_idle): score = until
+                          when (ms), member = the instance's owner id (8 hex digits)
+  {p}:room:<pool> hash    owner id -> "<room> <lease_ms>": how many tasks it takes, and their lease
+  channel {p}:hand:<owner>  tasks leased to that instance by a submit (lua/submit.lua, hand_off)
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty
   channel {p}:cancel      a task id, published when a running task is cancelled
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
@@ -113,6 +117,19 @@ local function make_ready(tag, id, now)
     rcall('ZADD', rkey, ready_score(f[2], ready_ms), member(f[4], id))
     set_status(tag, h, pool, f[5], 'queued')
   end
+end
+
+-- Hand-off: an instance whose claim left its pool's ready queue empty stands idle, ready to take up to
+-- `room` more tasks; a submit that then finds the queue empty leases its tasks to it at once and publishes
+-- them on the instance's channel, so they start without a claim's round trip (lua/submit.lua).
+local function stand_idle(tag, pool, owner, room, lease_ms, until_ms)
+  rcall('ZADD', tag .. ':idle:' .. pool, until_ms, owner)
+  rcall('HSET', tag .. ':room:' .. pool, owner, room .. ' ' .. lease_ms)
+end
+
+local function leave_idle(tag, pool, owner)
+  rcall('ZREM', tag .. ':idle:' .. pool, owner)
+  rcall('HDEL', tag .. ':room:' .. pool, owner)
 end
 
 local function trigger_met(trigger, outcome)

@@ -5,7 +5,9 @@ KEYS[2] {p}:d:<pool>  zset  scheduled and retrying tasks
 KEYS[3] {p}:leases    zset  lease deadlines
 KEYS[4] {p}:token     string fencing token counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
-ARGV[6] key_ttl_ms (for a damaged record that goes dead)
+ARGV[6] key_ttl_ms (for a damaged record that goes dead); ARGV[7] the claiming instance's owner id, or ""
+ARGV[8] idle_ms: when the claim leaves the queue empty, the instance stands idle this long (see stand_idle
+in _lib) with room for the tasks it asked for and did not get; otherwise it no longer stands idle
 Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib), then
 "more" if the call stopped at its limit of ids passed over before it had `max` tasks: call again.
 The task hashes are found from the queue's members, under the same tag. A list member (a bulk submit's
@@ -143,6 +145,14 @@ call_in_chunks('ZADD', KEYS[3], leases)
 if started > 0 then
   rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', started)
+end
+local owner = ARGV[7]
+if owner and owner ~= '' then
+  if taken < max and rcall('ZCARD', KEYS[1]) == 0 then
+    stand_idle(tag, pool, owner, max - taken, lease_ms, now + tonumber(ARGV[8]))
+  else
+    leave_idle(tag, pool, owner)
+  end
 end
 if passed_over == MAX_PASSED_OVER and taken < max then out[n_out + 1] = 'more' end
 return out

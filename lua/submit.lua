@@ -22,6 +22,10 @@ Returns: a flat array position1, holder1, ... for the tasks an idempotency key m
 batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
 Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written); "STAGE_LOST <batch>" for a part
 of a batch that was dropped or committed already (a part after the first: one no longer staged).
+Hand-off: the queued tasks of a pool whose queue is empty (and has nothing due) are leased at once to an
+instance standing idle with room for them all (stand_idle in _lib), and published on its channel
+{p}:hand:<owner> as "<pool>\n", then per task "<id> <token> <bytes of spec>\n<spec>": they start
+without a claim's round trip. An instance nobody listens for any more is dropped from the idle set.
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
@@ -150,7 +154,7 @@ for j = 1, n do
     local what = run.pool .. '/' .. status
     queue = queues[what]
     if not queue then
-      queue = { pool = run.pool, status = status, n = 0, pairs = {} }
+      queue = { pool = run.pool, status = status, n = 0, pairs = {}, tasks = {} }
       queues[what] = queue
     end
   end
@@ -186,6 +190,7 @@ for j = 1, n do
       local q = queue.pairs
       q[queue.n + 1], q[queue.n + 2] = score, member(seq, id)
       queue.n = queue.n + 2
+      queue.tasks[queue.n / 2] = j
     end
   end
 end
@@ -211,9 +216,58 @@ if part then
   rcall('ZADD', KEYS[3], now_or_server('') + stage_ms, batch)
   return out
 end
+-- Leases the queued tasks of q (one pool's, of this call) to an instance standing idle (see stand_idle in
+-- _lib) with room for all of them, and publishes them on its channel. Only while the pool's queue is empty
+-- and nothing of it is due: no task waiting longer is passed by. Returns whether they were handed off.
+local function hand_off(q)
+  local rkey, idle, rooms = tag .. ':r:' .. q.pool, tag .. ':idle:' .. q.pool, tag .. ':room:' .. q.pool
+  if rcall('ZCARD', rkey) > 0 or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
+    return false
+  end
+  for _, owner in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
+    leave_idle(tag, q.pool, owner) -- stood idle too long ago: it did not claim again since
+  end
+  local count = q.n / 2
+  for _, owner in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
+    local room, lease_ms = string.match(rcall('HGET', rooms, owner) or '', '^(%d+) (%d+)$')
+    local channel = tag .. ':hand:' .. owner
+    if not room or rcall('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+      leave_idle(tag, q.pool, owner) -- gone: nobody listens on its channel
+    elseif tonumber(room) >= count then
+      local order = {} -- queue order: priority, then seq
+      for k = 1, count do order[k] = k end
+      table.sort(order, function(a, b)
+        local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
+        if sa ~= sb then return sa < sb end
+        return q.pairs[2 * a] < q.pairs[2 * b]
+      end)
+      local first_token = rcall('INCRBY', tag .. ':token', count) - count
+      local lease_until = now + tonumber(lease_ms)
+      local leases, message = {}, { q.pool, '\n' }
+      for k, at in ipairs(order) do
+        local j = q.tasks[at]
+        local token = first_token + k
+        rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
+        leases[2 * k - 1], leases[2 * k] = lease_until, ids[j]
+        message[#message + 1] = ids[j] .. ' ' .. token .. ' ' .. #specs[j] .. '\n' .. specs[j]
+      end
+      call_in_chunks('ZADD', tag .. ':leases', leases)
+      rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
+      rcall('PUBLISH', channel, table.concat(message))
+      if tonumber(room) == count then
+        leave_idle(tag, q.pool, owner)
+      else
+        rcall('HSET', rooms, owner, (tonumber(room) - count) .. ' ' .. lease_ms)
+      end
+      return true
+    end
+  end
+  return false
+end
+
 call_in_chunks('ZADD', KEYS[2], all, n_all)
 for _, q in pairs(queues) do
-  if q.n > 0 then
+  if q.n > 0 and not (q.status == 'queued' and hand_off(q)) then
     if q.status == 'queued' then
       local rkey = tag .. ':r:' .. q.pool
       if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', q.pool) end

@@ -102,6 +102,17 @@ class Pool:
         self._forget(surplus)
         return surplus
 
+    def accept(self, rows: list[ClaimRow]) -> None:
+        """Tasks leased to this pool (claimed, or handed to it by a submit) join the backlog; runners start
+        them. Those beyond what the pool may hold (it shrank meanwhile) go back to the queue."""
+        self.backlog.extend(rows)
+        now = trio.current_time()
+        for row in rows:
+            self._leased_at[row[1]] = now
+        self._scheduler._hand_back_rows(self._surplus())
+        if rows:
+            self._runner_lot.unpark(count=len(rows))
+
     def wake(self) -> None:
         """Tells the fetcher to look again: work may be there, or a slot came free."""
         self._woken = True
@@ -156,15 +167,10 @@ class Pool:
             if self.is_paused:  # paused while the claim was in flight: nothing starts now
                 s._hand_back_rows(rows)
                 continue
-            self.backlog.extend(rows)
-            now = trio.current_time()
-            for row in rows:
-                self._leased_at[row[1]] = now
-            s._hand_back_rows(self._surplus())  # shrunk while the claim was in flight
+            self.accept(rows)
             if s._stopping:
                 return
             if rows:
-                self._runner_lot.unpark(count=len(rows))
                 await trio.lowlevel.checkpoint()
                 continue
             await self._sleep_until_woken(await s._storage.next_due(self.name))

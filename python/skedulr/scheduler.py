@@ -23,6 +23,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -143,6 +144,7 @@ class Scheduler:
         self._successes: list[tuple[Any, int, bytes | None]] = []
         self._failures: list[tuple[Any, int, str, str, int | None]] = []
         self._hand_backs: list[Held] = []
+        self._leaving_idle: set[str] = set()  # pools that must take no more hand-offs (paused, resized)
         self._progress: dict[Held, float] = {}
         self._progress_lock = threading.Lock()
         self._flush_lot = trio.lowlevel.ParkingLot()
@@ -251,6 +253,8 @@ class Scheduler:
                 finally:
                     with trio.CancelScope(shield=True):  # whatever happened, nothing stays claimed here
                         self._stopping = True
+                        with suppress(StorageError):
+                            await self._storage.leave_idle(self._owner, list(self._pools))
                         for pool in self._pools.values():
                             self._hand_back_rows(pool.take_backlog())
                         await self._flush_or_report()
@@ -266,7 +270,8 @@ class Scheduler:
         async with trio.open_nursery() as services:
             async with trio.open_nursery() as workers:
                 self._nursery = workers
-                await services.start(self._storage.serve_hints, self._on_wake_hint, self._on_cancel_hint)
+                hints = partial(self._storage.serve_hints, owner=self._owner, on_hand=self._on_hand)
+                await services.start(hints, self._on_wake_hint, self._on_cancel_hint)
                 for pool in self._pools.values():
                     pool.start(workers)
                 for loop, what in (
@@ -313,6 +318,8 @@ class Scheduler:
         """Stop claiming, hand back what was claimed but not started, give running jobs the grace
         period, then cancel them (their tasks go back to the queue without counting an attempt)."""
         self._stopping = True
+        with suppress(StorageError):  # else its standing expires in moments; meanwhile hand-offs come back
+            await self._storage.leave_idle(self._owner, list(self._pools))
         for pool in self._pools.values():
             pool.wake()
             self._hand_back_rows(pool.take_backlog())
@@ -372,6 +379,15 @@ class Scheduler:
                 await self._controls_changed.wait()
             self._controls_changed = trio.Event()
 
+    def _on_hand(self, pool_name: str, rows: list[ClaimRow]) -> None:
+        """Tasks a submit leased to this instance at once (the storage's hand-off), as a claim returns
+        them. One that arrives when its pool cannot take it (paused, stopping) goes back to the queue."""
+        pool = self._pools.get(pool_name)
+        if pool is None or pool.is_paused or self._stopping:
+            self._hand_back_rows(rows)
+        else:
+            pool.accept(rows)
+
     def _on_cancel_hint(self, task_id: str) -> None:
         attempt = self._running.get(task_id)
         if attempt is not None:
@@ -397,6 +413,7 @@ class Scheduler:
                 pool.start(self._nursery)
             return
         self._hand_back_rows(pool.resize(size))
+        self._leave_idle([name])  # its next claim stands idle again, with the room it has now
 
     def pause(self, pool: str | None = None) -> None:
         """Stops starting tasks (everywhere, or in one pool) from the moment it returns: tasks claimed but
@@ -408,6 +425,7 @@ class Scheduler:
             pools[0].paused = True
         for p in pools:
             self._hand_back_rows(p.take_backlog())
+        self._leave_idle([p.name for p in pools])
 
     def resume(self, pool: str | None = None) -> None:
         """Starts claiming and starting tasks again (everywhere, or in one pool)."""
@@ -718,6 +736,11 @@ class Scheduler:
             self._hand_backs.extend((r[0], r[1]) for r in rows)
             self._flush_lot.unpark_all()
 
+    def _leave_idle(self, pools: list[str]) -> None:
+        """Asks the storage (at the next flush) to hand these pools no more tasks until they claim again."""
+        self._leaving_idle.update(pools)
+        self._flush_lot.unpark_all()
+
     def _wake_all(self) -> None:
         for pool in self._pools.values():
             pool.wake()
@@ -728,7 +751,7 @@ class Scheduler:
         """Sends every outcome gathered since the last flush to the storage, in as few calls as possible.
         Never cancelled half-way: the outcomes have left their lists, and each call is short and safe to
         repeat, so an interrupted flush could only lose them."""
-        if not (self._successes or self._failures or self._hand_backs or self._progress):
+        if not (self._successes or self._failures or self._hand_backs or self._progress or self._leaving_idle):
             return
         with trio.CancelScope(shield=True):
             await self._send_outcomes()
@@ -738,9 +761,12 @@ class Scheduler:
         successes, self._successes = self._successes, []
         failures, self._failures = self._failures, []
         hand_backs, self._hand_backs = self._hand_backs, []
+        leaving, self._leaving_idle = self._leaving_idle, set()
         with self._progress_lock:
             progress, self._progress = self._progress, {}
         try:
+            if leaving:
+                await self._storage.leave_idle(self._owner, sorted(leaving))
             await self._record(now, successes, failures, hand_backs, progress)
         except StorageError:
             # Keep them for the next flush: every script is safe to repeat, so a part that did get
@@ -748,6 +774,7 @@ class Scheduler:
             self._successes[:0] = successes
             self._failures[:0] = failures
             self._hand_backs[:0] = hand_backs
+            self._leaving_idle |= leaving
             with self._progress_lock:
                 self._progress = progress | self._progress
             raise
@@ -772,7 +799,7 @@ class Scheduler:
 
     async def _flush_loop(self) -> None:
         while True:
-            if not (self._successes or self._failures or self._hand_backs or self._progress):
+            if not (self._successes or self._failures or self._hand_backs or self._progress or self._leaving_idle):
                 await self._flush_lot.park()
             await self._flush()
             await trio.lowlevel.checkpoint()

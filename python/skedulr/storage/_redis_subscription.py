@@ -8,6 +8,10 @@ Opening returns once every channel is confirmed (a PUBLISH after that is deliver
 `StorageError` if Redis cannot be reached. A connection lost later heals in the background, every
 `retry_interval` seconds; messages published meanwhile are lost, so after a reconnection `wait()`
 returns None once at once ("hints may have been lost: go and look").
+
+A channel given a handler in `handlers` is not queued: the reading task calls the handler with each
+message's data as it arrives. Such messages are never dropped (the queue of the others keeps the newest
+`max_pending`), and they skip the hop to the consumer task.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final, NamedTuple
 
@@ -54,6 +58,7 @@ class Subscription:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry_interval: float = 1.0,
         max_pending: int = 1024,
+        handlers: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         if not channels:
             raise ValueError("subscribe to at least one channel")
@@ -61,7 +66,11 @@ class Subscription:
             raise ValueError(f"subscription name {name!r}: use 1-256 printable ASCII characters, no spaces")
         self.url: Final[str] = redact_url(url)
         self.name: Final[str] = name
-        self.channels: Final[tuple[bytes, ...]] = tuple(c.encode() if isinstance(c, str) else c for c in channels)
+        self._handlers = {channel.encode(): handler for channel, handler in (handlers or {}).items()}
+        self.channels: Final[tuple[bytes, ...]] = (
+            *(c.encode() if isinstance(c, str) else c for c in channels),
+            *self._handlers,
+        )
         try:
             self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
             self._secret_url = url  # for scrubbing error texts only; shown as `url`, redacted
@@ -171,8 +180,12 @@ class Subscription:
             got = False
             while (reply := reader.gets()) is not False:
                 if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-                    self._pending.append(Message(reply[1], reply[2]))
-                    got = True
+                    handler = self._handlers.get(reply[1])
+                    if handler is not None:
+                        handler(reply[2])
+                    else:
+                        self._pending.append(Message(reply[1], reply[2]))
+                        got = True
             if got:
                 self._lot.unpark_all()
 
@@ -186,12 +199,13 @@ async def open_subscription(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     retry_interval: float = 1.0,
     max_pending: int = 1024,
+    handlers: Mapping[str, Callable[[bytes], None]] | None = None,
 ) -> AsyncIterator[Subscription]:
     """`async with open_subscription(url, ["wake"]) as sub: message = await sub.wait(1.0)`; see the module
     docstring."""
     sub = Subscription(
         url, channels, name=name, connect_timeout=connect_timeout, retry_interval=retry_interval,
-        max_pending=max_pending,
+        max_pending=max_pending, handlers=handlers,
     )  # fmt: skip
     first = await sub.connect()  # before the nursery, so its StorageError is not wrapped in a group
     async with trio.open_nursery() as nursery:

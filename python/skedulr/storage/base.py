@@ -50,11 +50,19 @@ class Storage(Protocol):
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
+        owner: int | None = None,
+        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
         task_status: trio.TaskStatus[None] = ...,
     ) -> None:
         """Relays other instances' news until cancelled: a pool got work (`on_wake(pool)`), a running
         task was cancelled (`on_cancel(task_id)`). `on_wake("*")`: news may have been lost (the
-        connection was re-established): look at every pool, and trust no task claimed ahead."""
+        connection was re-established): look at every pool, and trust no task claimed ahead. A storage
+        may also hand the instance `owner` tasks leased to it already, as a claim would have:
+        `on_hand(pool, rows)`."""
+        ...
+
+    async def leave_idle(self, owner: int, pools: list[str]) -> None:
+        """Hands the instance `owner` no more tasks (`serve_hints`): it is stopping."""
         ...
 
     async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:

@@ -56,11 +56,17 @@ class MemoryStorage:
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
+        owner: int | None = None,
+        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Nothing to relay: the scheduler sharing this process wakes its pools itself."""
+        """Nothing to relay: the scheduler sharing this process wakes its pools itself (and hands off
+        nothing: a claim here costs no round trip)."""
         task_status.started()
         await trio.sleep_forever()
+
+    async def leave_idle(self, owner: int, pools: list[str]) -> None:
+        """Nothing to leave (see `serve_hints`)."""
 
     def _notify(self) -> None:
         """Wakes `wait()` callers whose task has ended (called after every change that can end one)."""

@@ -61,6 +61,7 @@ _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
 _STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of plain tasks are staged)
 _STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
+_IDLE_MARGIN_MS = 2000  # an idle instance stands ready for hand-offs this much longer than its poll interval
 _DROP_EXPIRED_BATCHES = 10  # the most expired staged batches lua/bulk.lua drops in one call
 _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what it staged
 _COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (~1 µs per delayed task)
@@ -472,8 +473,11 @@ class RedisStorage:
     # ----- workers ----------------------------------------------------------------------------------
 
     async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
+        """Also makes the instance stand idle when the queue is left empty (lua/claim.lua), until a little
+        after its fetcher would look again by itself: a submit may then hand it tasks (`serve_hints`)."""
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
+        idle_ms = round(self.poll_interval * 1000) + _IDLE_MARGIN_MS if self.poll_interval else lease_ms
+        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms, f"{owner:08x}", idle_ms]
         while True:
             flat = await self._eval_direct(f"claim:{pool}", "claim", keys, args)
             rows: list[ClaimRow] = []
@@ -499,6 +503,10 @@ class RedisStorage:
         delay = "" if retry_delay_ms is None else retry_delay_ms
         args = [self.tag, self._now(now_ms), self.key_ttl_ms, handle, token, error, traceback, delay]
         return bool(await self._eval("fail", [self._key("leases")], args))
+
+    async def leave_idle(self, owner: int, pools: list[str]) -> None:
+        """No more hand-offs to this instance (it is stopping): see `claim`."""
+        await self._eval("leave_idle", [], [self.tag, f"{owner:08x}", *pools])
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
@@ -795,11 +803,28 @@ class RedisStorage:
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
+        owner: int | None = None,
+        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Relays wake-up hints (a pool got work) and cancels of running tasks from other instances."""
+        """Relays wake-up hints (a pool got work) and cancels of running tasks from other instances, and
+        with `owner`, tasks a submit handed to this instance (lua/submit.lua): leased to it already, like
+        claimed ones, passed to `on_hand(pool, rows)` as they arrive."""
         wake, cancel = self._key("wake"), self._key("cancel")
-        async with open_subscription(self.url, [wake, cancel]) as sub:
+        handlers: dict[str, Callable[[bytes], None]] = {}
+        if owner is not None and on_hand is not None:
+            hand = on_hand
+
+            def handed(data: bytes) -> None:
+                try:
+                    pool, rows = _handed(data)
+                except (ValueError, UnicodeDecodeError):  # not from lua/submit.lua: its tasks' leases run out
+                    log.error("ignored a hand-off message that is not one: %r", data[:80])
+                    return
+                hand(pool, rows)
+
+            handlers[self._key("hand", f"{owner:08x}")] = handed
+        async with open_subscription(self.url, [wake, cancel], handlers=handlers) as sub:
             task_status.started()
             while True:
                 message = await sub.wait(None)
@@ -808,6 +833,20 @@ class RedisStorage:
                     continue
                 channel, data = message
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))
+
+
+def _handed(data: bytes) -> tuple[str, list[ClaimRow]]:
+    """The pool and claim rows of a hand-off message (its format: lua/submit.lua)."""
+    head, _, rest = data.partition(b"\n")
+    rows: list[ClaimRow] = []
+    at = 0
+    while at < len(rest):
+        end = rest.index(b"\n", at)
+        task_id, token, size = rest[at:end].decode().split(" ")
+        at = end + 1 + int(size)
+        name, timeout_ms, priority, payload = _unpack_spec(rest[end + 1 : at])
+        rows.append((task_id, int(token), task_id, name, payload, 1, priority, timeout_ms))
+    return head.decode(), rows
 
 
 def _staged_range(seq: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:

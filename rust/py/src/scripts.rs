@@ -15,6 +15,7 @@ pub const SCRIPTS: &[(&str, &str)] = lua!(
     "succeed",
     "fail",
     "hand_back",
+    "leave_idle",
     "renew",
     "reap",
     "cancel",
