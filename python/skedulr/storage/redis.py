@@ -354,6 +354,15 @@ class RedisStorage:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
         task_args = self._task_args(spec, None if spec[0] else _new_id())
+        if self._gathering is None and not self._submit_lock.locked():
+            # Nothing in flight: a group of one, sent at once. (This is the latency path from submit to
+            # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
+            self._submit_lock.acquire_nowait()
+            try:
+                matched = await self._submit_script([task_args], now_ms)
+            finally:
+                self._submit_lock.release()
+            return matched.get(0, (task_args[0], True))
         size = len(task_args[1])  # the spec: name, numbers and payload
         group = self._gathering
         if group is not None and len(group.tasks) < _GROUP_LIMIT and group.bytes + size <= _GROUP_BYTES:
