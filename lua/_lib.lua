@@ -28,9 +28,11 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
                           Once committed, ONE ready-queue member stands for the whole list: a "list member",
                           see below. A claim takes ids from its head; the member goes when the list is empty.
   {p}:idle:<pool> zset    instances standing ready for tasks handed to them (see stand_idle): score = until
-                          when (ms), member = the instance's owner id (8 hex digits)
-  {p}:room:<pool> hash    owner id -> "<room> <lease_ms>": how many tasks it takes, and their lease
-  channel {p}:hand:<owner>  tasks leased to that instance by a submit (lua/submit.lua, hand_off)
+                          when (ms), member = the instance's hand id (16 hex digits, drawn per run)
+  {p}:room:<pool> hash    hand id -> "<room> <lease_ms>": how many tasks it takes, and their lease
+  {p}:handed:<pool>:<hand id>  list  "<id> <token>" of the tasks handed to it: what its next claim (or its
+                          leaving) returns if the message never arrived
+  channel {p}:hand:<hand id>  tasks leased to that instance by a submit (lua/submit.lua, hand_off)
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty
   channel {p}:cancel      a task id, published when a running task is cancelled
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
@@ -119,17 +121,29 @@ local function make_ready(tag, id, now)
   end
 end
 
--- Hand-off: an instance whose claim left its pool's ready queue empty stands idle, ready to take up to
--- `room` more tasks; a submit that then finds the queue empty leases its tasks to it at once and publishes
--- them on the instance's channel, so they start without a claim's round trip (lua/submit.lua).
-local function stand_idle(tag, pool, owner, room, lease_ms, until_ms)
-  rcall('ZADD', tag .. ':idle:' .. pool, until_ms, owner)
-  rcall('HSET', tag .. ':room:' .. pool, owner, room .. ' ' .. lease_ms)
+-- Hand-off: an instance whose claim left its pool's queue empty stands idle, ready to take up to
+-- `room` more tasks (its free runners); a submit that then finds the queue empty leases its tasks to it
+-- at once and publishes them on the instance's channel, so they start without a claim's round trip
+-- (lua/submit.lua). A message can be lost (the subscription dropped, or was half-open): each handed task
+-- is also noted in the instance's handed list, which its next claim empties (lua/claim.lua returns what
+-- it still holds), and so does its leaving (lua/leave_idle.lua).
+local function stand_idle(tag, pool, hand_id, room, lease_ms, until_ms)
+  rcall('ZADD', tag .. ':idle:' .. pool, until_ms, hand_id)
+  rcall('HSET', tag .. ':room:' .. pool, hand_id, room .. ' ' .. lease_ms)
 end
 
-local function leave_idle(tag, pool, owner)
-  rcall('ZREM', tag .. ':idle:' .. pool, owner)
-  rcall('HDEL', tag .. ':room:' .. pool, owner)
+local function leave_idle(tag, pool, hand_id)
+  rcall('ZREM', tag .. ':idle:' .. pool, hand_id)
+  rcall('HDEL', tag .. ':room:' .. pool, hand_id)
+end
+
+local function handed_list(tag, pool, hand_id) return tag .. ':handed:' .. pool .. ':' .. hand_id end
+
+-- An instance that stood idle and is gone (nobody listens on its channel, or it did not claim again in
+-- time): what was handed to it and never run comes back through the reaper, as from any dead instance.
+local function forget_idle(tag, pool, hand_id)
+  leave_idle(tag, pool, hand_id)
+  rcall('DEL', handed_list(tag, pool, hand_id))
 end
 
 local function trigger_met(trigger, outcome)

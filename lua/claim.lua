@@ -5,9 +5,11 @@ KEYS[2] {p}:d:<pool>  zset  scheduled and retrying tasks
 KEYS[3] {p}:leases    zset  lease deadlines
 KEYS[4] {p}:token     string fencing token counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
-ARGV[6] key_ttl_ms (for a damaged record that goes dead); ARGV[7] the claiming instance's owner id, or ""
-ARGV[8] idle_ms: when the claim leaves the queue empty, the instance stands idle this long (see stand_idle
-in _lib) with room for the tasks it asked for and did not get; otherwise it no longer stands idle
+ARGV[6] key_ttl_ms (for a damaged record that goes dead); ARGV[7] the claiming instance's hand id, or "";
+ARGV[8] idle_ms, ARGV[9] room: with a hand id, the tasks handed to the instance that it still holds come
+first (their message may have been lost; their lease is renewed), and when the claim leaves the queue
+empty the instance stands idle for idle_ms (see stand_idle in _lib) with room for `room` tasks (its free
+runners) less those this call returns; otherwise it no longer stands idle
 Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib), then
 "more" if the call stopped at its limit of ids passed over before it had `max` tasks: call again.
 The task hashes are found from the queue's members, under the same tag. A list member (a bulk submit's
@@ -54,6 +56,23 @@ local now_text = string.format('%d', now) -- converted once, not once per task
 local first_token = tonumber(rcall('GET', KEYS[4]) or 0)
 local tokens, bytes, taken = 0, 0, 0 -- tokens given out, bytes of specs, tasks looked at (up to max)
 local passed_over = 0
+local hand_id = ARGV[7] or ''
+if hand_id ~= '' then -- handed tasks it still holds: the caller keeps those it has seen already
+  local noted = handed_list(tag, pool, hand_id)
+  for _, entry in ipairs(rcall('LRANGE', noted, 0, -1)) do
+    local id, token = string.match(entry, '^(%S+) (%S+)$')
+    if id and holds(tag, id, token) then
+      local f = rcall('HMGET', tkey(tag, id), 'spec', 'att')
+      leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
+      n_leases = n_leases + 2
+      out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, tonumber(token), tonumber(f[2]) or 1,
+        f[1] or ''
+      n_out = n_out + 4
+      taken = taken + 1
+    end
+  end
+  rcall('DEL', noted)
+end
 local started = 0 -- queued -> running, counted once for the batch
 
 -- Leases task `id` (fields f: spec, status, att, pool) to the caller, or sends a damaged record dead.
@@ -146,12 +165,16 @@ if started > 0 then
   rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', started)
 end
-local owner = ARGV[7]
-if owner and owner ~= '' then
-  if taken < max and rcall('ZCARD', KEYS[1]) == 0 then
-    stand_idle(tag, pool, owner, max - taken, lease_ms, now + tonumber(ARGV[8]))
+if hand_id ~= '' then
+  local room = tonumber(ARGV[9]) - n_out / 4
+  if taken < max and room > 0 and rcall('ZCARD', KEYS[1]) == 0 then
+    stand_idle(tag, pool, hand_id, room, lease_ms, now + tonumber(ARGV[8]))
+    local idle = tag .. ':idle:' .. pool -- and those that stood idle too long ago (they did not claim since)
+    for _, gone in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
+      forget_idle(tag, pool, gone)
+    end
   else
-    leave_idle(tag, pool, owner)
+    leave_idle(tag, pool, hand_id)
   end
 end
 if passed_over == MAX_PASSED_OVER and taken < max then out[n_out + 1] = 'more' end

@@ -5,7 +5,7 @@ KEYS[1] {p}:instances   zset  instance ids by last heartbeat (ms)
 KEYS[2] {p}:inst:<id>   hash  host, pid, pools ("name:size,..."), running, started_ms, beat_ms
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] "beat" or "leave"; ARGV[4] instance id;
 ARGV[5] ttl_ms; then field/value pairs for the hash
-Returns: 1.
+Returns: 1; for a beat, the time (ms) it used: the caller learns how far the server's clock is ahead.
 ]]
 --- @include _lib
 
@@ -21,4 +21,4 @@ rcall(unpack(fields))
 rcall('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
 rcall('ZADD', KEYS[1], now, ARGV[4])
 rcall('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[5]))
-return 1
+return now

@@ -24,8 +24,9 @@ Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written); "STAGE_LOS
 of a batch that was dropped or committed already (a part after the first: one no longer staged).
 Hand-off: the queued tasks of a pool whose queue is empty (and has nothing due) are leased at once to an
 instance standing idle with room for them all (stand_idle in _lib), and published on its channel
-{p}:hand:<owner> as "<pool>\n", then per task "<id> <token> <bytes of spec>\n<spec>": they start
-without a claim's round trip. An instance nobody listens for any more is dropped from the idle set.
+{p}:hand:<hand id> as "<pool> <lease_until_ms>\n", then per task "<id> <token> <bytes of spec>\n<spec>"
+(and noted in its handed list): they start without a claim's round trip. An instance nobody listens for
+any more is dropped from the idle set.
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
@@ -224,15 +225,15 @@ local function hand_off(q)
   if rcall('ZCARD', rkey) > 0 or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
     return false
   end
-  for _, owner in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
-    leave_idle(tag, q.pool, owner) -- stood idle too long ago: it did not claim again since
+  for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
+    forget_idle(tag, q.pool, hand_id) -- stood idle too long ago: it did not claim again since
   end
   local count = q.n / 2
-  for _, owner in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
-    local room, lease_ms = string.match(rcall('HGET', rooms, owner) or '', '^(%d+) (%d+)$')
-    local channel = tag .. ':hand:' .. owner
+  for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
+    local room, lease_ms = string.match(rcall('HGET', rooms, hand_id) or '', '^(%d+) (%d+)$')
+    local channel = tag .. ':hand:' .. hand_id
     if not room or rcall('PUBSUB', 'NUMSUB', channel)[2] == 0 then
-      leave_idle(tag, q.pool, owner) -- gone: nobody listens on its channel
+      forget_idle(tag, q.pool, hand_id) -- gone: nobody listens on its channel
     elseif tonumber(room) >= count then
       local order = {} -- queue order: priority, then seq
       for k = 1, count do order[k] = k end
@@ -243,21 +244,23 @@ local function hand_off(q)
       end)
       local first_token = rcall('INCRBY', tag .. ':token', count) - count
       local lease_until = now + tonumber(lease_ms)
-      local leases, message = {}, { q.pool, '\n' }
+      local leases, noted, message = {}, {}, { q.pool, ' ', string.format('%d', lease_until), '\n' }
       for k, at in ipairs(order) do
         local j = q.tasks[at]
         local token = first_token + k
         rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
         leases[2 * k - 1], leases[2 * k] = lease_until, ids[j]
-        message[#message + 1] = ids[j] .. ' ' .. token .. ' ' .. #specs[j] .. '\n' .. specs[j]
+        noted[k] = ids[j] .. ' ' .. token
+        message[#message + 1] = noted[k] .. ' ' .. #specs[j] .. '\n' .. specs[j]
       end
       call_in_chunks('ZADD', tag .. ':leases', leases)
+      call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
       rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
       rcall('PUBLISH', channel, table.concat(message))
       if tonumber(room) == count then
-        leave_idle(tag, q.pool, owner)
+        leave_idle(tag, q.pool, hand_id)
       else
-        rcall('HSET', rooms, owner, (tonumber(room) - count) .. ' ' .. lease_ms)
+        rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
       end
       return true
     end

@@ -102,13 +102,14 @@ class Pool:
         self._forget(surplus)
         return surplus
 
-    def accept(self, rows: list[ClaimRow]) -> None:
-        """Tasks leased to this pool (claimed, or handed to it by a submit) join the backlog; runners start
-        them. Those beyond what the pool may hold (it shrank meanwhile) go back to the queue."""
+    def accept(self, rows: list[ClaimRow], leased_at: float | None = None) -> None:
+        """Tasks leased to this pool (claimed, or handed to it by a submit) at `leased_at` (default now)
+        join the backlog; runners start them. Those beyond what the pool may hold (it shrank meanwhile)
+        go back to the queue."""
         self.backlog.extend(rows)
-        now = trio.current_time()
+        at = trio.current_time() if leased_at is None else leased_at
         for row in rows:
-            self._leased_at[row[1]] = now
+            self._leased_at[row[1]] = at
         self._scheduler._hand_back_rows(self._surplus())
         if rows:
             self._runner_lot.unpark(count=len(rows))

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, suppress
 from functools import partial
@@ -145,6 +146,11 @@ class Scheduler:
         self._failures: list[tuple[Any, int, str, str, int | None]] = []
         self._hand_backs: list[Held] = []
         self._leaving_idle: set[str] = set()  # pools that must take no more hand-offs (paused, resized)
+        # Hand-off (RedisStorage): this run's id (drawn in `run`, so a forked copy never shares it), and
+        # the tokens of leased rows seen lately: a handed task may come by its message and by a claim.
+        self._hand_id = ""
+        self._seen: set[int] = set()
+        self._seen_order: deque[tuple[float, int]] = deque()
         self._progress: dict[Held, float] = {}
         self._progress_lock = threading.Lock()
         self._flush_lot = trio.lowlevel.ParkingLot()
@@ -242,6 +248,7 @@ class Scheduler:
             raise InvalidOptionError("this scheduler is already running")
         self._clock.anchor()
         self._started_ms = self._clock.now_ms()
+        self._hand_id = os.urandom(8).hex()
         self._stopping = False
         self._stop_requested = trio.Event()
         self._trio_token = trio.lowlevel.current_trio_token()
@@ -254,7 +261,7 @@ class Scheduler:
                     with trio.CancelScope(shield=True):  # whatever happened, nothing stays claimed here
                         self._stopping = True
                         with suppress(StorageError):
-                            await self._storage.leave_idle(self._owner, list(self._pools))
+                            await self._stand_idle_no_more(list(self._pools))
                         for pool in self._pools.values():
                             self._hand_back_rows(pool.take_backlog())
                         await self._flush_or_report()
@@ -270,7 +277,7 @@ class Scheduler:
         async with trio.open_nursery() as services:
             async with trio.open_nursery() as workers:
                 self._nursery = workers
-                hints = partial(self._storage.serve_hints, owner=self._owner, on_hand=self._on_hand)
+                hints = partial(self._storage.serve_hints, hand_id=self._hand_id, on_hand=self._on_hand)
                 await services.start(hints, self._on_wake_hint, self._on_cancel_hint)
                 for pool in self._pools.values():
                     pool.start(workers)
@@ -319,7 +326,7 @@ class Scheduler:
         period, then cancel them (their tasks go back to the queue without counting an attempt)."""
         self._stopping = True
         with suppress(StorageError):  # else its standing expires in moments; meanwhile hand-offs come back
-            await self._storage.leave_idle(self._owner, list(self._pools))
+            await self._stand_idle_no_more(list(self._pools))
         for pool in self._pools.values():
             pool.wake()
             self._hand_back_rows(pool.take_backlog())
@@ -379,14 +386,43 @@ class Scheduler:
                 await self._controls_changed.wait()
             self._controls_changed = trio.Event()
 
-    def _on_hand(self, pool_name: str, rows: list[ClaimRow]) -> None:
+    def _on_hand(self, pool_name: str, rows: list[ClaimRow], lease_until_ms: int | None) -> None:
         """Tasks a submit leased to this instance at once (the storage's hand-off), as a claim returns
-        them. One that arrives when its pool cannot take it (paused, stopping) goes back to the queue."""
+        them. One that arrives when its pool cannot take it (paused, stopping) goes back to the queue.
+        Their lease began at the submit, not now: a message read late (the process stalled) counts so."""
+        rows = self._unseen(rows)
         pool = self._pools.get(pool_name)
         if pool is None or pool.is_paused or self._stopping:
             self._hand_back_rows(rows)
-        else:
-            pool.accept(rows)
+            return
+        now = trio.current_time()
+        leased_at = now if lease_until_ms is None else self._clock.trio_time(lease_until_ms) - self.lease_ttl
+        pool.accept(rows, min(now, leased_at))
+
+    def _unseen(self, rows: list[ClaimRow]) -> list[ClaimRow]:
+        """The rows whose lease (token) this instance has not seen yet, noting them: a handed task comes
+        by its message and, in case that was lost, by the next claim (or leaving) too."""
+        now = trio.current_time()
+        horizon = now - 2 * self.lease_ttl  # a lease that old ran out: it cannot come again
+        while self._seen_order and self._seen_order[0][0] < horizon:
+            self._seen.discard(self._seen_order.popleft()[1])
+        fresh = []
+        for row in rows:
+            if row[1] not in self._seen:
+                self._seen.add(row[1])
+                self._seen_order.append((now, row[1]))
+                fresh.append(row)
+        return fresh
+
+    async def _stand_idle_no_more(self, pools: list[str]) -> None:
+        """Takes no more hand-offs in `pools` (until they claim again), and hands back what was handed
+        to them and never seen here: its message is on its way, or was lost."""
+        handed = await self._storage.leave_idle(self._hand_id, pools)
+        seen = self._seen
+        unseen = [held for held in handed if held[1] not in seen]
+        if unseen:
+            self._unseen([(handle, token, "", "", b"", 0, 0, 0) for handle, token in unseen])
+            await self._storage.hand_back_many(unseen, self._clock.now_ms())
 
     def _on_cancel_hint(self, task_id: str) -> None:
         attempt = self._running.get(task_id)
@@ -622,7 +658,11 @@ class Scheduler:
 
     async def _claim(self, pool: Pool, free: int) -> list[ClaimRow]:
         lease_ms = round(self.lease_ttl * 1000)
-        return await self._storage.claim(pool.name, free, self._owner, lease_ms, self._clock.now_ms())
+        runners = max(0, pool.size - pool.running - len(pool.backlog))  # the room it offers for hand-offs
+        rows = await self._storage.claim(
+            pool.name, free, self._owner, lease_ms, self._clock.now_ms(), idle=(self._hand_id, runners)
+        )
+        return self._unseen(rows)
 
     async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope) -> None:
         """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only
@@ -766,7 +806,7 @@ class Scheduler:
             progress, self._progress = self._progress, {}
         try:
             if leaving:
-                await self._storage.leave_idle(self._owner, sorted(leaving))
+                await self._stand_idle_no_more(sorted(leaving))
             await self._record(now, successes, failures, hand_backs, progress)
         except StorageError:
             # Keep them for the next flush: every script is safe to repeat, so a part that did get

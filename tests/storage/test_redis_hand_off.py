@@ -6,13 +6,17 @@ the queue or running under a lease: never lost, never run twice."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import pytest
 import redis
 import trio
 
 from skedulr import JobContext, RedisStorage, Scheduler, Task, TaskStatus
+from skedulr.storage import redis as redis_storage
 from skedulr.storage.base import ClaimRow
 
 
@@ -23,12 +27,22 @@ class _Worker:
     def __init__(self, url: str, prefix: str, **options: object) -> None:
         self.storage = RedisStorage(url, prefix=prefix)
         self.sched = Scheduler(self.storage, **options)  # type: ignore[arg-type]
-        self.claimed: list[str] = []
+        self.claimed: list[str] = []  # as the storage's claims returned them (handed ones come again)
+        self.handed: list[str] = []  # as their message brought them
         self.ran: list[str] = []
+        on_hand = self.sched._on_hand
+
+        def noting_on_hand(pool: str, rows: list[ClaimRow], lease_until_ms: int | None) -> None:
+            self.handed += [row[0] for row in rows]
+            on_hand(pool, rows, lease_until_ms)
+
+        self.sched._on_hand = noting_on_hand  # type: ignore[method-assign]
         claim = self.storage.claim
 
-        async def noting_claim(pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
-            rows = await claim(pool, max_tasks, owner, lease_ms, now_ms)
+        async def noting_claim(
+            pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int, *, idle: tuple[str, int] | None = None
+        ) -> list[ClaimRow]:
+            rows = await claim(pool, max_tasks, owner, lease_ms, now_ms, idle=idle)
             self.claimed += [row[0] for row in rows]
             return rows
 
@@ -42,8 +56,8 @@ class _Worker:
         self.sched.register_job("job", job)
 
     @property
-    def owner(self) -> str:
-        return f"{self.sched._owner:08x}"
+    def hand_id(self) -> str:
+        return self.sched._hand_id
 
 
 def _submitter(url: str, prefix: str) -> Scheduler:
@@ -69,7 +83,7 @@ async def _running(url: str, **options: object) -> AsyncIterator[tuple[_Worker, 
     worker = _Worker(url, prefix, **options)
     async with worker.sched, _submitter(url, prefix) as submitter:
         with trio.fail_after(5):
-            while worker.owner.encode() not in _idle(url, prefix):  # its first claim found nothing
+            while worker.hand_id.encode() not in _idle(url, prefix):  # its first claim found nothing
                 await trio.sleep(0.01)
         yield worker, submitter
 
@@ -80,18 +94,21 @@ async def test_a_task_submitted_to_an_idle_instance_is_handed_to_it_without_a_cl
         with trio.fail_after(5):
             await submitter.join(poll=0.01)
         assert sorted(worker.ran) == sorted(ids)
-        assert worker.claimed == [], "a task was claimed, not handed off"
+        assert sorted(worker.handed) == sorted(ids), "a task was claimed, not handed off"
         for task_id in ids:
             info = await submitter.get(task_id)
             assert info.status is TaskStatus.SUCCEEDED and info.attempts == 1
         assert (await submitter.stats()).counts["succeeded"] == 3
-        # done and idle again, with room for its 4 runners and 4 ahead (short jobs)
-        assert _idle(redis_url, worker.storage.prefix)[worker.owner.encode()].split()[0] == b"8"
+        # done and idle again, with room for its 4 runners (not for tasks claimed ahead: a hand-off must not
+        # wait behind a long job while another instance has room)
+        with trio.fail_after(5):
+            while _idle(redis_url, worker.storage.prefix).get(worker.hand_id.encode(), b"").split()[:1] != [b"4"]:
+                await trio.sleep(0.01)
 
 
 async def test_a_hand_off_waits_for_room_and_keeps_its_lease(redis_url: str) -> None:
-    # one runner, two ahead at most: the third submit finds no room and is queued; a job longer than
-    # its lease is renewed like a claimed one
+    # one runner, busy: the second submit finds no room and is queued; a job longer than its lease is
+    # renewed like a claimed one
     async with _running(redis_url, max_workers=1, lease_ttl=1.0) as (worker, submitter):
         first = await submitter.submit(Task("job", payload="1.5"))
         with trio.fail_after(5):
@@ -101,7 +118,7 @@ async def test_a_hand_off_waits_for_room_and_keeps_its_lease(redis_url: str) -> 
         assert (await submitter.get(queued)).status is TaskStatus.QUEUED  # no room left: queued
         with trio.fail_after(10):
             await submitter.join(poll=0.01)
-        assert worker.ran == [first, queued] and worker.claimed == [queued]
+        assert worker.ran == [first, queued] and worker.handed == [first] and queued in worker.claimed
         info = await submitter.get(first)
         assert info.status is TaskStatus.SUCCEEDED and info.lease_losses == 0 and info.attempts == 1
 
@@ -109,8 +126,8 @@ async def test_a_hand_off_waits_for_room_and_keeps_its_lease(redis_url: str) -> 
 async def test_an_instance_that_is_gone_gets_no_hand_off(redis_url: str) -> None:
     prefix = f"hand-{os.urandom(3).hex()}"
     client = redis.Redis.from_url(redis_url)
-    client.zadd(f"{{{prefix}}}:idle:default", {"0badc0de": 2**50})  # it stood idle, then died
-    client.hset(f"{{{prefix}}}:room:default", "0badc0de", "10 30000")
+    client.zadd(f"{{{prefix}}}:idle:default", {"00000000deadbeef": 2**50})  # it stood idle, then died
+    client.hset(f"{{{prefix}}}:room:default", "00000000deadbeef", "10 30000")
     async with _submitter(redis_url, prefix) as submitter:
         task_id = await submitter.submit(Task("job"))
         assert (await submitter.get(task_id)).status is TaskStatus.QUEUED
@@ -157,3 +174,57 @@ async def test_a_hand_off_that_arrives_as_the_pool_is_paused_goes_back_to_the_qu
         with trio.fail_after(5):
             await submitter.join(poll=0.01)
         assert worker.ran == [task_id]
+
+
+async def test_a_hand_off_whose_message_is_lost_comes_with_the_next_claim(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lost(data: bytes) -> tuple[str, int, list[ClaimRow]]:
+        raise ValueError("as if the subscription had dropped it")
+
+    monkeypatch.setattr(redis_storage, "_handed", lost)
+    async with _running(redis_url, max_workers=2) as (worker, submitter):
+        task_id = await submitter.submit(Task("job"))
+        assert (await submitter.get(task_id)).status is TaskStatus.RUNNING  # handed: leased to the worker
+        with trio.fail_after(5):  # its fetcher looks again within its poll interval (1 s)
+            await submitter.join(poll=0.01)
+        info = await submitter.get(task_id)
+        assert worker.ran == [task_id] and worker.handed == [] and worker.claimed == [task_id]
+        assert info.attempts == 1 and info.lease_losses == 0
+
+
+async def test_a_hand_off_read_late_is_handed_back_not_started(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed = redis_storage._handed
+
+    def read_late(data: bytes) -> tuple[str, int, list[ClaimRow]]:
+        time.sleep(0.7)  # the worker's loop stalls with the message unread, past half its 1 s lease
+        return handed(data)
+
+    monkeypatch.setattr(redis_storage, "_handed", read_late)
+    async with _running(redis_url, lease_ttl=1.0) as (worker, submitter):
+        hand_back = worker.storage.hand_back_many
+        handed_back: list[str] = []
+
+        async def noting_hand_back(items: list[tuple[Any, int]], now_ms: int) -> int:
+            handed_back.extend(str(handle) for handle, _token in items)
+            return await hand_back(items, now_ms)
+
+        worker.storage.hand_back_many = noting_hand_back  # type: ignore[method-assign]
+        task_id = await submitter.submit(Task("job"))
+        with trio.fail_after(10):
+            await submitter.join(poll=0.01)
+        assert handed_back == [task_id], "started although its lease may have run out meanwhile"
+        assert worker.ran == [task_id] and (await submitter.get(task_id)).attempts == 1
+
+
+async def test_each_run_stands_idle_under_an_id_of_its_own(redis_url: str) -> None:
+    # a scheduler forked with its process must not share another's hand-offs: the id is drawn per run
+    prefix = f"hand-{os.urandom(3).hex()}"
+    worker = _Worker(redis_url, prefix)
+    ids = []
+    for _ in range(2):
+        async with worker.sched:
+            ids.append(worker.hand_id)
+            assert len(ids[-1]) == 16
+    assert ids[0] != ids[1]
+    assert _idle(redis_url, prefix) == {}  # and each left when it stopped

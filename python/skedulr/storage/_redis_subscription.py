@@ -10,8 +10,9 @@ Opening returns once every channel is confirmed (a PUBLISH after that is deliver
 returns None once at once ("hints may have been lost: go and look").
 
 A channel given a handler in `handlers` is not queued: the reading task calls the handler with each
-message's data as it arrives. Such messages are never dropped (the queue of the others keeps the newest
-`max_pending`), and they skip the hop to the consumer task.
+message's data as it arrives. Such messages are not dropped when many come at once (the queue of the
+others keeps the newest `max_pending`), and they skip the hop to the consumer task; like every message,
+one published while the connection is down is lost.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ class Subscription:
     async def _listen(self, stream: trio.abc.Stream, reader: hiredis.Reader) -> None:
         """Reads messages; after HEALTH_CHECK_EVERY quiet seconds a PING must be answered (a connection
         half-open after a network fault would otherwise go unnoticed, and hints with it)."""
+        self._take(reader)  # a message that came with the subscription's confirmations
         while True:
             with trio.move_on_after(HEALTH_CHECK_EVERY) as quiet:
                 data = await stream.receive_some(65536)
@@ -177,17 +179,21 @@ class Subscription:
             if not data:
                 raise trio.BrokenResourceError("Redis closed the connection")
             reader.feed(bytes(data))
-            got = False
-            while (reply := reader.gets()) is not False:
-                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-                    handler = self._handlers.get(reply[1])
-                    if handler is not None:
-                        handler(reply[2])
-                    else:
-                        self._pending.append(Message(reply[1], reply[2]))
-                        got = True
-            if got:
-                self._lot.unpark_all()
+            self._take(reader)
+
+    def _take(self, reader: hiredis.Reader) -> None:
+        """Passes on the messages `reader` holds: to their channel's handler, or to `wait()`."""
+        got = False
+        while (reply := reader.gets()) is not False:
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                handler = self._handlers.get(reply[1])
+                if handler is not None:
+                    handler(reply[2])
+                else:
+                    self._pending.append(Message(reply[1], reply[2]))
+                    got = True
+        if got:
+            self._lot.unpark_all()
 
 
 @asynccontextmanager

@@ -50,19 +50,20 @@ class Storage(Protocol):
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
-        owner: int | None = None,
-        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
+        hand_id: str | None = None,
+        on_hand: Callable[[str, list[ClaimRow], int | None], None] | None = None,
         task_status: trio.TaskStatus[None] = ...,
     ) -> None:
         """Relays other instances' news until cancelled: a pool got work (`on_wake(pool)`), a running
         task was cancelled (`on_cancel(task_id)`). `on_wake("*")`: news may have been lost (the
         connection was re-established): look at every pool, and trust no task claimed ahead. A storage
-        may also hand the instance `owner` tasks leased to it already, as a claim would have:
-        `on_hand(pool, rows)`."""
+        may also hand the instance `hand_id` tasks leased to it already, as a claim would have:
+        `on_hand(pool, rows, lease_until_ms)` (None: lease end not known)."""
         ...
 
-    async def leave_idle(self, owner: int, pools: list[str]) -> None:
-        """Hands the instance `owner` no more tasks (`serve_hints`): it is stopping."""
+    async def leave_idle(self, hand_id: str, pools: list[str]) -> list[Held]:
+        """Hands the instance no more tasks in `pools` until it claims there again (it pauses, resizes or
+        stops). Returns tasks handed to it that it still holds, for it to hand back those it never saw."""
         ...
 
     async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:
@@ -89,7 +90,12 @@ class Storage(Protocol):
 
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]: ...
 
-    async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]: ...
+    async def claim(
+        self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int, *, idle: tuple[str, int] | None = None
+    ) -> list[ClaimRow]:
+        """Leases up to `max_tasks` of the pool's ready tasks to `owner`. A storage that hands off (see
+        `serve_hints`) also takes `idle`: the instance's hand id and free runners."""
+        ...
 
     async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
         """Records successes; returns the (handle, token) pairs refused because the lease was lost."""

@@ -56,8 +56,8 @@ class MemoryStorage:
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
-        owner: int | None = None,
-        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
+        hand_id: str | None = None,
+        on_hand: Callable[[str, list[ClaimRow], int | None], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Nothing to relay: the scheduler sharing this process wakes its pools itself (and hands off
@@ -65,8 +65,9 @@ class MemoryStorage:
         task_status.started()
         await trio.sleep_forever()
 
-    async def leave_idle(self, owner: int, pools: list[str]) -> None:
+    async def leave_idle(self, hand_id: str, pools: list[str]) -> list[Held]:
         """Nothing to leave (see `serve_hints`)."""
+        return []
 
     def _notify(self) -> None:
         """Wakes `wait()` callers whose task has ended (called after every change that can end one)."""
@@ -106,7 +107,9 @@ class MemoryStorage:
         self._notify()
         return out
 
-    async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
+    async def claim(
+        self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int, *, idle: tuple[str, int] | None = None
+    ) -> list[ClaimRow]:
         return self._engine.claim(pool, max_tasks, owner, lease_ms, now_ms)
 
     async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:

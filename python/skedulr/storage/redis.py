@@ -179,6 +179,7 @@ class RedisStorage:
         # "submit", "bulk" and "claim:<pool>", for running sessions (`_direct_connection`)
         self._direct: dict[str, DirectConnection] = {}
         self._gathering: _SubmitGroup | None = None  # single submits waiting to go out together
+        self._server_ahead_ms: int | None = None  # the server's clock less ours, as the last beat found
         self._submit_lock = trio.Lock()  # one group's script call in flight at a time
 
     def __repr__(self) -> str:
@@ -292,7 +293,11 @@ class RedisStorage:
     async def beat_instance(self, instance_id: str, fields: dict[str, str], ttl_ms: int, now_ms: int) -> None:
         keys = [self._key("instances"), self._key("inst", instance_id)]
         pairs = [x for item in fields.items() for x in item]
-        await self._eval("instance", keys, [self.tag, self._now(now_ms), "beat", instance_id, ttl_ms, *pairs])
+        sent = _wall_ms()
+        args = [self.tag, self._now(now_ms), "beat", instance_id, ttl_ms, *pairs]
+        server_ms = await self._eval("instance", keys, args)
+        if not self.use_client_clock:  # for a hand-off's lease, which the server's clock times
+            self._server_ahead_ms = int(server_ms) - (sent + _wall_ms()) // 2
 
     async def leave_instance(self, instance_id: str) -> None:
         keys = [self._key("instances"), self._key("inst", instance_id)]
@@ -359,7 +364,8 @@ class RedisStorage:
             # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
             self._submit_lock.acquire_nowait()
             try:
-                matched = await self._submit_script([task_args], now_ms)
+                with trio.CancelScope(shield=True):  # as a group's leader: once sent, learn the outcome
+                    matched = await self._submit_script([task_args], now_ms)
             finally:
                 self._submit_lock.release()
             return matched.get(0, (task_args[0], True))
@@ -481,12 +487,18 @@ class RedisStorage:
 
     # ----- workers ----------------------------------------------------------------------------------
 
-    async def claim(self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int) -> list[ClaimRow]:
-        """Also makes the instance stand idle when the queue is left empty (lua/claim.lua), until a little
-        after its fetcher would look again by itself: a submit may then hand it tasks (`serve_hints`)."""
+    async def claim(
+        self, pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int, *, idle: tuple[str, int] | None = None
+    ) -> list[ClaimRow]:
+        """With `idle` (the instance's hand id, its free runners): first the tasks handed to it that it
+        still holds (lua/claim.lua: their message may have been lost; the caller skips those it has), and
+        when the queue is left empty the instance stands idle until a little after its fetcher would look
+        again by itself: a submit may then hand it tasks (`serve_hints`)."""
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
-        idle_ms = round(self.poll_interval * 1000) + _IDLE_MARGIN_MS if self.poll_interval else lease_ms
-        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms, f"{owner:08x}", idle_ms]
+        args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
+        if idle is not None:
+            idle_ms = round(self.poll_interval * 1000) + _IDLE_MARGIN_MS if self.poll_interval else lease_ms
+            args += [idle[0], idle_ms, idle[1]]
         while True:
             flat = await self._eval_direct(f"claim:{pool}", "claim", keys, args)
             rows: list[ClaimRow] = []
@@ -513,9 +525,12 @@ class RedisStorage:
         args = [self.tag, self._now(now_ms), self.key_ttl_ms, handle, token, error, traceback, delay]
         return bool(await self._eval("fail", [self._key("leases")], args))
 
-    async def leave_idle(self, owner: int, pools: list[str]) -> None:
-        """No more hand-offs to this instance (it is stopping): see `claim`."""
-        await self._eval("leave_idle", [], [self.tag, f"{owner:08x}", *pools])
+    async def leave_idle(self, hand_id: str, pools: list[str]) -> list[Held]:
+        """No more hand-offs to this instance in `pools` until it claims there again (see `claim`).
+        Returns the tasks handed to it there that it still holds: the caller hands back those it has not
+        seen (their message is on its way, or lost)."""
+        flat = await self._eval("leave_idle", [], [self.tag, hand_id, *pools])
+        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
@@ -812,27 +827,32 @@ class RedisStorage:
         on_wake: Callable[[str], None],
         on_cancel: Callable[[str], None],
         *,
-        owner: int | None = None,
-        on_hand: Callable[[str, list[ClaimRow]], None] | None = None,
+        hand_id: str | None = None,
+        on_hand: Callable[[str, list[ClaimRow], int | None], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Relays wake-up hints (a pool got work) and cancels of running tasks from other instances, and
-        with `owner`, tasks a submit handed to this instance (lua/submit.lua): leased to it already, like
-        claimed ones, passed to `on_hand(pool, rows)` as they arrive."""
+        with `hand_id`, tasks a submit handed to this instance (lua/submit.lua): leased to it already, like
+        claimed ones, passed to `on_hand(pool, rows, lease_until_ms)` as they arrive (the end of their
+        lease on the caller's clock, None while that is not known yet)."""
         wake, cancel = self._key("wake"), self._key("cancel")
         handlers: dict[str, Callable[[bytes], None]] = {}
-        if owner is not None and on_hand is not None:
+        if hand_id is not None and on_hand is not None:
             hand = on_hand
 
             def handed(data: bytes) -> None:
                 try:
-                    pool, rows = _handed(data)
-                except (ValueError, UnicodeDecodeError):  # not from lua/submit.lua: its tasks' leases run out
+                    pool, sent_lease_until, rows = _handed(data)
+                except (ValueError, UnicodeDecodeError):  # not from lua/submit.lua
                     log.error("ignored a hand-off message that is not one: %r", data[:80])
-                    return
-                hand(pool, rows)
+                    return  # (its tasks, if any, come with the next claim: lua/claim.lua)
+                lease_until: int | None = sent_lease_until
+                if not self.use_client_clock:
+                    ahead = self._server_ahead_ms
+                    lease_until = None if ahead is None else sent_lease_until - ahead
+                hand(pool, rows, lease_until)
 
-            handlers[self._key("hand", f"{owner:08x}")] = handed
+            handlers[self._key("hand", hand_id)] = handed
         async with open_subscription(self.url, [wake, cancel], handlers=handlers) as sub:
             task_status.started()
             while True:
@@ -844,9 +864,10 @@ class RedisStorage:
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))
 
 
-def _handed(data: bytes) -> tuple[str, list[ClaimRow]]:
-    """The pool and claim rows of a hand-off message (its format: lua/submit.lua)."""
+def _handed(data: bytes) -> tuple[str, int, list[ClaimRow]]:
+    """The pool, lease end (ms) and claim rows of a hand-off message (its format: lua/submit.lua)."""
     head, _, rest = data.partition(b"\n")
+    pool, lease_until = head.decode().split(" ")
     rows: list[ClaimRow] = []
     at = 0
     while at < len(rest):
@@ -855,7 +876,7 @@ def _handed(data: bytes) -> tuple[str, list[ClaimRow]]:
         at = end + 1 + int(size)
         name, timeout_ms, priority, payload = _unpack_spec(rest[end + 1 : at])
         rows.append((task_id, int(token), task_id, name, payload, 1, priority, timeout_ms))
-    return head.decode(), rows
+    return pool, int(lease_until), rows
 
 
 def _staged_range(seq: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
