@@ -169,12 +169,12 @@ if hand_id ~= '' then
   local room = tonumber(ARGV[9]) - n_out / 4
   if taken < max and room > 0 and rcall('ZCARD', KEYS[1]) == 0 then
     stand_idle(tag, pool, hand_id, room, lease_ms, now + tonumber(ARGV[8]))
-    local idle = tag .. ':idle:' .. pool -- and those that stood idle too long ago (they did not claim since)
-    for _, gone in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
-      forget_idle(tag, pool, gone)
-    end
   else
     leave_idle(tag, pool, hand_id)
+  end
+  -- and those that stood idle too long ago (they did not claim since: crashed, most likely)
+  for _, gone in ipairs(rcall('ZRANGEBYSCORE', tag .. ':idle:' .. pool, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
+    forget_idle(tag, pool, gone)
   end
 end
 if passed_over == MAX_PASSED_OVER and taken < max then out[n_out + 1] = 'more' end

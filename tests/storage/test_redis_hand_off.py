@@ -5,7 +5,9 @@ the queue or running under a lease: never lost, never run twice."""
 
 from __future__ import annotations
 
+import collections
 import os
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -228,3 +230,98 @@ async def test_each_run_stands_idle_under_an_id_of_its_own(redis_url: str) -> No
             assert len(ids[-1]) == 16
     assert ids[0] != ids[1]
     assert _idle(redis_url, prefix) == {}  # and each left when it stopped
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_under_churn_every_task_runs_exactly_once(redis_url: str, seed: int) -> None:
+    # Three schedulers (two sharing one storage object) take single submits, groups, priorities, delays,
+    # keys and parents while they pause, resume and resize at random: hand-offs, hand-backs and claims
+    # mix, and still every task runs once and the counts add up.
+    prefix = f"churn-{os.urandom(3).hex()}"
+    shared = RedisStorage(redis_url, prefix=prefix)
+    scheds = [
+        Scheduler(shared, max_workers=3, lease_ttl=5),
+        Scheduler(shared, max_workers=2, lease_ttl=5),
+        Scheduler(RedisStorage(redis_url, prefix=prefix), max_workers=4, lease_ttl=5),
+    ]
+    runs: collections.Counter[str] = collections.Counter()
+    handed = 0
+
+    async def job(ctx: JobContext) -> None:
+        runs[ctx.task_id] += 1
+        if ctx.payload:
+            await trio.sleep(float(ctx.payload))
+
+    for sched in scheds:
+        sched.register_job("job", job)
+        on_hand = sched._on_hand
+
+        def counting(pool: str, rows: list[ClaimRow], lease_until_ms: int | None, on_hand: Any = on_hand) -> None:
+            nonlocal handed
+            handed += len(rows)
+            on_hand(pool, rows, lease_until_ms)
+
+        sched._on_hand = counting  # type: ignore[method-assign]
+    rnd = random.Random(seed)
+    ids: list[str] = []
+    async with scheds[0], scheds[1], scheds[2]:
+
+        async def single(i: int) -> None:
+            await trio.sleep(rnd.random() * 2)
+            payload, priority = rnd.choice(["", "", "0.01", "0.2"]), rnd.choice([0, 0, 5])
+            key = f"k{i % 50}" if rnd.random() < 0.2 else None
+            delay = 0.3 if rnd.random() < 0.1 else None
+            task = Task("job", id=f"s{i}", payload=payload, priority=priority, key=key, delay=delay)
+            ids.append(await scheds[rnd.randrange(3)].submit(task))
+
+        async def group(g: int) -> None:
+            await trio.sleep(rnd.random() * 2)
+            tasks = [
+                Task("job", id=f"g{g}-{k}", payload=rnd.choice(["", "0.01"])) for k in range(rnd.choice([1, 5, 30]))
+            ]
+            if rnd.random() < 0.3:
+                tasks.append(Task("job", id=f"g{g}-child", on_complete=tasks[0].id))
+            ids.extend(await scheds[rnd.randrange(3)].submit_many(tasks))
+
+        async def churn() -> None:
+            for _ in range(20):
+                await trio.sleep(0.1)
+                sched, what = scheds[rnd.randrange(3)], rnd.random()
+                if what < 0.3:
+                    sched.pause()
+                    await trio.sleep(0.05)
+                    sched.resume()
+                elif what < 0.6:
+                    sched.scale_pool("default", rnd.choice([0, 1, 3, 6]))
+            for sched, size in zip(scheds, (3, 2, 4), strict=True):
+                sched.scale_pool("default", size)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(300):
+                nursery.start_soon(single, i)
+            for g in range(40):
+                nursery.start_soon(group, g)
+            nursery.start_soon(churn)
+        with trio.fail_after(30):
+            await scheds[0].join(poll=0.05)
+        counts = (await scheds[0].stats()).counts
+    assert handed > 0, "no hand-off happened: the test did not test it"
+    assert {task_id: n for task_id, n in runs.items() if n != 1} == {}
+    assert set(runs) == set(ids)
+    assert counts["succeeded"] == len(set(ids)) and counts["running"] == counts["queued"] == 0
+    assert _idle(redis_url, prefix) == {}
+
+
+async def test_claims_sweep_away_instances_that_stood_idle_and_vanished(redis_url: str) -> None:
+    prefix = f"hand-{os.urandom(3).hex()}"
+    client = redis.Redis.from_url(redis_url)
+    for i in range(5):  # instances that crashed while standing idle, long ago
+        client.zadd(f"{{{prefix}}}:idle:default", {f"{i:016x}": 1})
+        client.hset(f"{{{prefix}}}:room:default", f"{i:016x}", "10 30000")
+        client.rpush(f"{{{prefix}}}:handed:default:{i:016x}", "gone 1")
+    worker = _Worker(redis_url, prefix)
+    async with worker.sched:
+        with trio.fail_after(5):
+            while len(_idle(redis_url, prefix)) != 1:  # only itself, once its first claim ran
+                await trio.sleep(0.01)
+    assert client.keys(f"{{{prefix}}}:handed:*") == []
