@@ -303,6 +303,8 @@ async def test_under_churn_every_task_runs_exactly_once(redis_url: str, seed: in
                 nursery.start_soon(group, g)
             nursery.start_soon(churn)
         with trio.fail_after(30):
+            for task_id in set(ids):  # (join does not wait for a delayed task still scheduled)
+                await scheds[0].wait(task_id)
             await scheds[0].join(poll=0.05)
         counts = (await scheds[0].stats()).counts
     assert handed > 0, "no hand-off happened: the test did not test it"
