@@ -18,6 +18,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
   {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
   {p}:seq, {p}:token      counters (submission order, fencing tokens)
+  {p}:layout      string  the version of this layout (LAYOUT in python/skedulr/storage/redis.py), set by the
+                          first instance: an instance of a version with another one refuses to start
   {p}:staging     zset    staged bulk submits not yet committed: score = deadline (ms), member = {p}:s:<batch>
   {p}:s:<batch>   set     a staged bulk submit's targets (lua/bulk.lua), each with its list of items:
                           {p}:s:<batch>:<target>, or {p}:q:<batch>:<priority>:<pool> for "q:<priority>:<pool>"

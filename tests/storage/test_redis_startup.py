@@ -12,6 +12,8 @@ import redis
 
 from redis_fixtures import RedisServer
 from skedulr import RedisStorage, Scheduler
+from skedulr.errors import StorageError
+from skedulr.storage.redis import LAYOUT
 
 
 async def test_an_evicting_maxmemory_policy_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -37,3 +39,16 @@ async def test_noeviction_is_not_warned_about(redis_url: str, caplog: pytest.Log
         async with sched:
             pass
     assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+
+
+async def test_an_instance_refuses_a_prefix_that_holds_another_key_layout(redis_url: str) -> None:
+    prefix = f"startup-{os.urandom(3).hex()}"
+    async with Scheduler(RedisStorage(redis_url, prefix=prefix)):
+        pass  # the first instance notes the layout, and the next one of the same version starts too
+    async with Scheduler(RedisStorage(redis_url, prefix=prefix)):
+        pass
+    redis.Redis.from_url(redis_url).set(f"{{{prefix}}}:layout", 1)  # as an older version would have it
+    with pytest.raises(StorageError, match="layout 1") as refused:
+        async with Scheduler(RedisStorage(redis_url, prefix=prefix)):
+            pass
+    assert f"layout {LAYOUT}" in str(refused.value)

@@ -56,6 +56,10 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
     ),
 }
 MIN_REDIS_VERSION = (6, 2)
+# The key layout of lua/_lib.lua, noted under {p}:layout by the first instance: instances of a version with
+# another layout must not share a prefix (one would misread what the other stored). 2: list members and
+# hand-offs (2026-11-28).
+LAYOUT = 2
 _SWEEP_BATCH = 1000  # ended tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
@@ -216,6 +220,14 @@ class RedisStorage:
         if parts < MIN_REDIS_VERSION:
             raise StorageError(
                 f"Redis {version.strip()} is too old: skedulr needs {'.'.join(map(str, MIN_REDIS_VERSION))}+"
+            )
+        await self._exec("SET", self._key("layout"), LAYOUT, "NX")
+        layout = int(await self._exec("GET", self._key("layout")))
+        if layout != LAYOUT:
+            raise StorageError(
+                f"prefix {self.prefix!r} at Redis {redact_url(self.url)} holds skedulr data in key layout {layout}; "
+                f"this version of skedulr uses layout {LAYOUT}: stop every instance of the other version first, "
+                "or use another prefix"
             )
         try:
             policy = _hash(await self._exec("CONFIG", "GET", "maxmemory-policy"))
