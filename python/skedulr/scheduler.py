@@ -400,29 +400,29 @@ class Scheduler:
         pool.accept(rows, min(now, leased_at))
 
     def _unseen(self, rows: list[ClaimRow]) -> list[ClaimRow]:
-        """The rows whose lease (token) this instance has not seen yet, noting them: a handed task comes
-        by its message and, in case that was lost, by the next claim (or leaving) too."""
+        """The rows whose lease this instance has not seen yet (see `_first_sight`)."""
+        fresh = self._first_sight([row[1] for row in rows])
+        return rows if len(fresh) == len(rows) else [row for row in rows if row[1] in fresh]
+
+    def _first_sight(self, tokens: list[int]) -> set[int]:
+        """The lease tokens of `tokens` not seen yet, noting them: a handed task comes by its message and,
+        in case that was lost, by the next claim (or leaving) too."""
         now = trio.current_time()
         horizon = now - 2 * self.lease_ttl  # a lease that old ran out: it cannot come again
         while self._seen_order and self._seen_order[0][0] < horizon:
             self._seen.discard(self._seen_order.popleft()[1])
-        fresh = []
-        for row in rows:
-            if row[1] not in self._seen:
-                self._seen.add(row[1])
-                self._seen_order.append((now, row[1]))
-                fresh.append(row)
+        fresh = set(tokens) - self._seen
+        self._seen |= fresh
+        self._seen_order.extend((now, token) for token in fresh)
         return fresh
 
     async def _stand_idle_no_more(self, pools: list[str]) -> None:
         """Takes no more hand-offs in `pools` (until they claim again), and hands back what was handed
         to them and never seen here: its message is on its way, or was lost."""
         handed = await self._storage.leave_idle(self._hand_id, pools)
-        seen = self._seen
-        unseen = [held for held in handed if held[1] not in seen]
-        if unseen:
-            self._unseen([(handle, token, "", "", b"", 0, 0, 0) for handle, token in unseen])
-            await self._storage.hand_back_many(unseen, self._clock.now_ms())
+        fresh = self._first_sight([token for _handle, token in handed])
+        if fresh:
+            await self._storage.hand_back_many([h for h in handed if h[1] in fresh], self._clock.now_ms())
 
     def _on_cancel_hint(self, task_id: str) -> None:
         attempt = self._running.get(task_id)
