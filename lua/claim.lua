@@ -61,8 +61,8 @@ if hand_id ~= '' then -- handed tasks it still holds: the caller keeps those it 
   local noted = handed_list(tag, pool, hand_id)
   for _, entry in ipairs(rcall('LRANGE', noted, 0, -1)) do
     local id, token = string.match(entry, '^(%S+) (%S+)$')
-    if id and holds(tag, id, token) then
-      local f = rcall('HMGET', tkey(tag, id), 'spec', 'att')
+    local f = id and holds(tag, id, token) and rcall('HMGET', tkey(tag, id), 'spec', 'att')
+    if f and not damaged({ f[1], 'running', f[2], pool }) then -- (a damaged one is left to the reaper)
       leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
       n_leases = n_leases + 2
       out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, tonumber(token), tonumber(f[2]) or 1,
