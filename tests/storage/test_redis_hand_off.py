@@ -32,9 +32,12 @@ class _Worker:
         self.claimed: list[str] = []  # as the storage's claims returned them (handed ones come again)
         self.handed: list[str] = []  # as their message brought them
         self.ran: list[str] = []
+        self.broken = False  # taking a hand-off raises, as a bug would
         on_hand = self.sched._on_hand
 
         def noting_on_hand(pool: str, rows: list[ClaimRow], lease_until_ms: int | None) -> None:
+            if self.broken:
+                raise RuntimeError("a bug while taking a hand-off")
             self.handed += [row[0] for row in rows]
             on_hand(pool, rows, lease_until_ms)
 
@@ -327,3 +330,20 @@ async def test_claims_sweep_away_instances_that_stood_idle_and_vanished(redis_ur
             while len(_idle(redis_url, prefix)) != 1:  # only itself, once its first claim ran
                 await trio.sleep(0.01)
     assert client.keys(f"{{{prefix}}}:handed:*") == []
+
+
+async def test_a_failure_taking_a_hand_off_is_logged_and_the_worker_goes_on(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _running(redis_url, lease_ttl=1.0) as (worker, submitter):
+        worker.broken = True
+        lost = await submitter.submit(Task("job"))
+        with trio.fail_after(5):
+            while "could not take 1 handed task" not in caplog.text:
+                await trio.sleep(0.01)
+        worker.broken = False
+        with trio.fail_after(10):  # the subscription still works, and the lost one comes back (its next claim)
+            await submitter.wait(lost)
+            later = await submitter.submit(Task("job"))
+            await submitter.wait(later)
+        assert worker.ran.count(lost) == 1 and later in worker.handed

@@ -862,7 +862,10 @@ class RedisStorage:
                 if not self.use_client_clock:
                     ahead = self._server_ahead_ms
                     lease_until = None if ahead is None else sent_lease_until - ahead
-                hand(pool, rows, lease_until)
+                try:
+                    hand(pool, rows, lease_until)
+                except Exception:  # a bug must not end the subscription (and with it the worker)
+                    log.exception("could not take %d handed task(s): the reaper returns them", len(rows))
 
             handlers[self._key("hand", hand_id)] = handed
         async with open_subscription(self.url, [wake, cancel], handlers=handlers) as sub:
