@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import redis
 import trio
 
 from skedulr import Client, RedisStorage, Scheduler, Task, TaskStatus
-from skedulr.errors import InvalidStateError, TaskNotFoundError, UnknownParentError
+from skedulr.errors import InvalidOptionError, InvalidStateError, TaskNotFoundError, UnknownParentError
 
 
 @pytest.fixture
@@ -72,3 +73,22 @@ async def test_a_pool_set_through_the_client_reaches_running_workers(redis_url: 
             with trio.fail_after(5):  # the wake-up hint brings it well before the next poll
                 while sched.pools.get("reports") != 4 or not (await sched.stats()).pools["default"].paused:
                     await trio.sleep(0.01)
+
+
+def test_a_large_batch_from_the_client_is_staged_and_all_or_nothing(redis_url: str, prefix: str) -> None:
+    # more than a part: sent as parts and one commit, not as one long script that would hold Redis
+    client_redis = redis.Redis.from_url(redis_url)
+    with Client(redis_url, prefix=prefix, max_payload_bytes=100) as client:
+        with pytest.raises(InvalidOptionError, match="100-byte cap"):
+            client.submit_many([Task("echo", payload=b"x" * (500 if i == 2400 else 1)) for i in range(2500)])
+        assert client.list_tasks().tasks == []
+        assert client_redis.keys(f"{{{prefix}}}:t:*") == []  # the parts sent were dropped
+        client_redis.config_resetstat()
+        ids = client.submit_many([Task("echo", payload=str(i)) for i in range(2500)])
+        calls = int(client_redis.info("commandstats")["cmdstat_evalsha"]["calls"])
+        assert calls >= 4, "not staged: sent as one script call"
+        assert len(set(ids)) == 2500
+        assert [t.id for t in client.list_tasks(limit=3000).tasks] == ids[::-1]
+        assert client.get(ids[-1]).payload == b"2499"
+        staged = client_redis.keys(f"{{{prefix}}}:s:*")
+        assert sorted(client_redis.get(k) for k in staged) == [b"committed", b"dropped"]  # only end marks left

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, nullcontext, suppress
 from typing import Any
 
 import trio
@@ -281,6 +281,21 @@ class RedisStorage:
             connection = self._direct[purpose] = DirectConnection(self.url, name=f"skedulr:{self.prefix}:{purpose}")
         return connection
 
+    async def _eval_pipelined(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """EVALSHA of script `name` once per (keys, args), in one pipeline; an error reply comes back as a
+        `StorageError` whose cause is Redis's error (as `DirectConnection.eval_pipelined` returns it)."""
+        script = _scripts.load(name)
+        await self._exec("SCRIPT", "LOAD", script.source)  # so that no call meets NOSCRIPT (but a flush)
+        replies = await self._exec_many([("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls])
+        out: list[Any] = []
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, StorageError):
+                error = StorageError(f"script {name} failed: {reply}")
+                error.__cause__ = reply  # its text is what the script raised: "CODE detail"
+                reply = error
+            out.append(reply)
+        return out
+
     async def _eval_direct(self, purpose: str, name: str, keys: list[str], args: list[Any]) -> Any:
         """A script call made over `purpose`'s direct connection when there is one, else by `_eval`."""
         connection = self._direct_connection(purpose)
@@ -430,13 +445,12 @@ class RedisStorage:
     async def submit_many(self, specs: list[Spec], now_ms: int) -> list[tuple[str, bool]]:
         large = len(specs) > _STAGE_PART or sum(len(s[3]) for s in specs) > _GROUP_BYTES  # s[3]: payload
         if large and all(_can_stage(s) for s in specs):
-            connection = self._direct_connection("bulk")
-            if connection is not None:
-                try:
-                    ids = await self._submit_staged(specs, connection, now_ms)
-                except _ScriptsFlushedError:  # dropped: sent again, from the start, now that it is loaded
-                    ids = await self._submit_staged(specs, connection, now_ms)
-                return [(task_id, True) for task_id in ids]
+            connection = self._direct_connection("bulk")  # None: the sync Client, or outside a session
+            try:
+                ids = await self._submit_staged(specs, connection, now_ms)
+            except _ScriptsFlushedError:  # dropped: sent again, from the start, now that it is loaded
+                ids = await self._submit_staged(specs, connection, now_ms)
+            return [(task_id, True) for task_id in ids]
         specs = [(s[0] or _new_id(), *s[1:]) for s in specs]
         index = {s[0]: i for i, s in enumerate(specs)}
         if len(index) != len(specs):
@@ -458,13 +472,14 @@ class RedisStorage:
         flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
-    async def _submit_staged(self, specs: list[Spec], connection: DirectConnection, now_ms: int) -> list[str]:
+    async def _submit_staged(self, specs: list[Spec], connection: DirectConnection | None, now_ms: int) -> list[str]:
         """A large batch of plain tasks under new random ids (nobody else can know them yet), in parts
         that Redis stores while the next part is being encoded, made visible at once by one commit
         (lua/bulk.lua). Sent as one script call, the batch costs Python's encoding plus Redis's storing;
-        in parts, about the larger of the two, and the commit's cost does not grow with the batch.
-        Anything that stops it half-way drops what was staged (or the sweep does, `_STAGE_MS` after the
-        last part). Returns the new ids, in batch order."""
+        in parts, about the larger of the two, and the commit's cost does not grow with the batch; and no
+        single script holds Redis for long. Anything that stops it half-way drops what was staged (or
+        the sweep does, `_STAGE_MS` after the last part). Returns the new ids, in batch order. Without a
+        direct `connection` (the sync Client), the parts are encoded first, then sent in one pipeline."""
         batch = self._key("s", _new_id())
         now = self._now(now_ms)
         keys = [self._key("seq"), self._key("all"), self._key("staging"), batch]
@@ -479,18 +494,24 @@ class RedisStorage:
                 yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
 
         try:
-            replies = await connection.eval_pipelined(_scripts.load("submit"), parts())
+            if connection is not None:
+                replies = await connection.eval_pipelined(_scripts.load("submit"), parts())
+            else:
+                replies = await self._eval_pipelined("submit", list(parts()))
             failed = next((r for r in replies if isinstance(r, StorageError)), None)
             if failed is not None:
                 if str(failed.__cause__).startswith("NOSCRIPT"):  # a SCRIPT FLUSH after the check of the parts
                     raise _ScriptsFlushedError(str(failed)) from failed
                 raise _typed(failed) from failed
             commit: list[Any] = [self.tag, "commit", batch, _STAGE_MS]
-            timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # ~1 µs per delayed task
-            await connection.eval_script(_scripts.load("bulk"), bulk_keys, commit, timeout=timeout)
+            if connection is not None:
+                timeout = connection.socket_timeout + len(specs) * _COMMIT_SECONDS_PER_TASK  # ~1 µs/delayed task
+                await connection.eval_script(_scripts.load("bulk"), bulk_keys, commit, timeout=timeout)
+            else:
+                await self._eval("bulk", bulk_keys, commit)
             return ids
         except BaseException as e:
-            with trio.CancelScope(shield=True), trio.move_on_after(_STAGE_DROP_TIMEOUT), suppress(StorageError):
+            with _dropping(), suppress(StorageError):
                 # -1: the commit ran though its reply was lost (Redis went away, or we were cancelled)
                 committed = await self._eval("bulk", bulk_keys, [self.tag, "drop", batch, _STAGE_MS]) == -1
                 if committed and isinstance(e, StorageError):
@@ -877,6 +898,17 @@ class RedisStorage:
                     continue
                 channel, data = message
                 (on_wake if _text(channel) == wake else on_cancel)(_text(data))
+
+
+def _dropping() -> AbstractContextManager[object]:
+    """Where a failed bulk submit drops what it staged: shielded from cancellation, for a few seconds at
+    most, in Trio; as it comes in the synchronous Client (its calls wait on their sockets' timeouts)."""
+    if not trio.lowlevel.in_trio_run():
+        return nullcontext()
+    stack = ExitStack()
+    stack.enter_context(trio.CancelScope(shield=True))
+    stack.enter_context(trio.move_on_after(_STAGE_DROP_TIMEOUT))
+    return stack
 
 
 def _handed(data: bytes) -> tuple[str, int, list[ClaimRow]]:
