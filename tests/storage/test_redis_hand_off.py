@@ -347,3 +347,18 @@ async def test_a_failure_taking_a_hand_off_is_logged_and_the_worker_goes_on(
             later = await submitter.submit(Task("job"))
             await submitter.wait(later)
         assert worker.ran.count(lost) == 1 and later in worker.handed
+
+
+async def test_no_hand_off_under_a_test_clock(redis_url: str) -> None:
+    # use_client_clock is for tests that drive time: a test clock jumps when every task waits, and could
+    # jump while a hand-off message is on its way, so that mode keeps to hints and claims
+    prefix = f"hand-{os.urandom(3).hex()}"
+    worker = _Worker(redis_url, prefix)
+    worker.storage.use_client_clock = True
+    async with worker.sched, _submitter(redis_url, prefix) as submitter:
+        await trio.sleep(0.2)  # its claims have run
+        assert _idle(redis_url, prefix) == {}
+        task_id = await submitter.submit(Task("job"))
+        with trio.fail_after(5):
+            await submitter.wait(task_id)
+        assert worker.handed == [] and worker.claimed == [task_id]

@@ -153,6 +153,8 @@ class RedisStorage:
     `retention`: seconds an ended task (other than a dead one) stays readable; `key_ttl`: seconds an
     idempotency key is remembered after its task ends; `poll_interval`: seconds after which an idle
     worker looks for work even without a wake-up hint (hints can be lost while Redis reconnects).
+    `use_client_clock` (for tests that drive time) also turns the hand-off to idle workers off: a test
+    clock jumps when every task waits, and a hand-off message on its way is a wait it cannot see.
     """
 
     kind = "redis"
@@ -529,7 +531,7 @@ class RedisStorage:
         again by itself: a submit may then hand it tasks (`serve_hints`)."""
         keys = [self._key("r", pool), self._key("d", pool), self._key("leases"), self._key("token")]
         args = [self.tag, self._now(now_ms), pool, max_tasks, lease_ms, self.key_ttl_ms]
-        if idle is not None:
+        if idle is not None and not self.use_client_clock:  # (see the class docstring)
             idle_ms = round(self.poll_interval * 1000) + _IDLE_MARGIN_MS if self.poll_interval else lease_ms
             args += [idle[0], idle_ms, idle[1]]
         while True:
