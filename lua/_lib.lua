@@ -28,7 +28,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
                           and the listing passes over them until the batch is committed
   {p}:q:<batch>:<priority>:<pool>  list  ids of a bulk submit's tasks that were ready at once, in seq order.
                           Once committed, ONE ready-queue member stands for the whole list: a "list member",
-                          see below. A claim takes ids from its head; the member goes when the list is empty.
+                          see below. A claim takes ids from its head and moves the member past them; the
+                          member goes when the list is empty.
   {p}:idle:<pool> zset    instances standing ready for tasks handed to them (see stand_idle): score = until
                           when (ms), member = the instance's hand id (16 hex digits, drawn per run)
   {p}:room:<pool> hash    hand id -> "<room> <lease_ms>": how many tasks it takes, and their lease
