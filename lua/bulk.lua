@@ -13,8 +13,9 @@ A batch is the set {p}:s:<batch> of its targets, and one list per target (staged
 "q:<priority>:<pool>" the ids of tasks ready at once, which the commit puts into the ready queue as one
 list member (see _lib): committing costs Redis the same for 10 or 100,000 of them. The tasks are in
 {p}:all from their part on; {p}:s:<batch>:seqs lists the seq range of each part ("<first> <last>"),
-which the listing leaves out while the batch is staged, and a drop deletes. Its end is remembered in {p}:s:<batch>:end ("committed" or "dropped"): a part still on
-its way cannot bring a batch back, and a client whose commit call failed can learn that it happened.
+which the listing leaves out while the batch is staged, and a drop deletes. Its end is remembered in
+{p}:s:<batch>:end ("committed" or "dropped"): a part still on its way cannot bring a batch back, and a
+client whose commit call failed can learn that it happened.
 Returns: commit: 1; drop: the number of tasks deleted, or -1 when the batch was committed already;
 drop_expired: the number of batches dropped (at most 10: call again while that many were).
 Errors: "STAGE_LOST <batch>" on commit when the batch is no longer staged (dropped after its deadline):

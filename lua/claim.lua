@@ -65,8 +65,7 @@ if hand_id ~= '' then -- handed tasks it still holds: the caller keeps those it 
     if f and not damaged({ f[1], 'running', f[2], pool }) then -- (a damaged one is left to the reaper)
       leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
       n_leases = n_leases + 2
-      out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, tonumber(token), tonumber(f[2]) or 1,
-        f[1] or ''
+      out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, tonumber(token), tonumber(f[2]) or 1, f[1]
       n_out = n_out + 4
       taken = taken + 1
     end

@@ -308,7 +308,9 @@ async def test_a_task_of_a_batch_handed_back_keeps_its_place_ahead_of_the_rest(r
     async def record(ctx: JobContext) -> None:
         ran.append(ctx.json())
         if len(ran) == 5:  # pausing hands back what was claimed ahead: it must run next all the same
-            await trio.sleep(0.1)  # (real time) the pool claims ahead meanwhile
+            with trio.fail_after(5):
+                while not sched._pools["default"].backlog:  # the pool claims ahead meanwhile
+                    await trio.sleep(0.01)
             sched.pause()
             await trio.sleep(0.2)
             sched.resume()

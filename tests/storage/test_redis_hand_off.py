@@ -29,6 +29,7 @@ class _Worker:
     def __init__(self, url: str, prefix: str, **options: object) -> None:
         self.storage = RedisStorage(url, prefix=prefix)
         self.sched = Scheduler(self.storage, **options)  # type: ignore[arg-type]
+        self.claims = 0  # calls of the storage's claim
         self.claimed: list[str] = []  # as the storage's claims returned them (handed ones come again)
         self.handed: list[str] = []  # as their message brought them
         self.ran: list[str] = []
@@ -48,6 +49,7 @@ class _Worker:
             pool: str, max_tasks: int, owner: int, lease_ms: int, now_ms: int, *, idle: tuple[str, int] | None = None
         ) -> list[ClaimRow]:
             rows = await claim(pool, max_tasks, owner, lease_ms, now_ms, idle=idle)
+            self.claims += 1
             self.claimed += [row[0] for row in rows]
             return rows
 
@@ -356,7 +358,9 @@ async def test_no_hand_off_under_a_test_clock(redis_url: str) -> None:
     worker = _Worker(redis_url, prefix)
     worker.storage.use_client_clock = True
     async with worker.sched, _submitter(redis_url, prefix) as submitter:
-        await trio.sleep(0.2)  # its claims have run
+        with trio.fail_after(5):
+            while worker.claims == 0:  # its first claim found the queue empty
+                await trio.sleep(0.01)
         assert _idle(redis_url, prefix) == {}
         task_id = await submitter.submit(Task("job"))
         with trio.fail_after(5):
