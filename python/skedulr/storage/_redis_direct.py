@@ -59,9 +59,14 @@ async def read_reply(stream: trio.abc.Stream, reader: hiredis.Reader, idle_timeo
             return reply
         with trio.fail_after(idle_timeout):
             data = await stream.receive_some(65536)
-        if not data:
-            raise trio.BrokenResourceError("Redis closed the connection")
-        reader.feed(bytes(data))
+        feed(reader, data)
+
+
+def feed(reader: hiredis.Reader, data: bytes | bytearray) -> None:
+    """Gives `reader` what a receive returned; nothing at all means the server closed the connection."""
+    if not data:
+        raise trio.BrokenResourceError("Redis closed the connection")
+    reader.feed(bytes(data))
 
 
 async def open_stream(options: dict[str, Any], name: str, reader: hiredis.Reader) -> trio.abc.Stream:
@@ -212,10 +217,15 @@ class DirectConnection:
             finished = False
             try:
                 stream = self._stream or await self._connect()
-                # a large command may take a while to go out: a second per MiB on top of the timeout
-                with trio.fail_after(self._socket_timeout + len(data) / (1 << 20)):
+                # The send and the reply's first bytes share one deadline (a cancel scope is dear to a
+                # process just woken from idling), with a second per MiB for a large command to go out.
+                # Then the timeout is for silence, not for a long reply.
+                wait = timeout or self._socket_timeout
+                with trio.fail_after(wait + len(data) / (1 << 20)):
                     await stream.send_all(data)
-                reply = await read_reply(stream, self._reader, timeout or self._socket_timeout)
+                    first = await stream.receive_some(65536)
+                feed(self._reader, first)
+                reply = await read_reply(stream, self._reader, wait)
                 finished = True
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
                 raise self._unreachable(e) from e

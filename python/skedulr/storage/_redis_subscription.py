@@ -30,7 +30,7 @@ import trio
 from redis.connection import parse_url
 
 from ..errors import StorageError
-from ._redis_direct import open_stream, pack, read_reply
+from ._redis_direct import feed, open_stream, pack, read_reply
 from ._redis_io import DEFAULT_CONNECT_TIMEOUT, counting_outstanding, redact_url, scrub_secrets
 
 log = logging.getLogger("skedulr")
@@ -176,24 +176,28 @@ class Subscription:
                 await stream.send_all(pack(("PING",)))  # answered ["pong", ""] in subscribed mode
                 with counting_outstanding(), trio.fail_after(self._connect_timeout + 1.0):
                     data = await stream.receive_some(65536)
-            if not data:
-                raise trio.BrokenResourceError("Redis closed the connection")
-            reader.feed(bytes(data))
-            self._take(reader)
+            feed(reader, data)
+            if self._take(reader):
+                # Let the tasks a handler woke (a runner given a handed task) go first: reading again
+                # costs a failed recv and an epoll re-arm, which would otherwise come before the job.
+                await trio.lowlevel.checkpoint()
 
-    def _take(self, reader: hiredis.Reader) -> None:
-        """Passes on the messages `reader` holds: to their channel's handler, or to `wait()`."""
-        got = False
+    def _take(self, reader: hiredis.Reader) -> bool:
+        """Passes on the messages `reader` holds: to their channel's handler, or to `wait()`. Returns
+        whether a handler was called."""
+        got = handled = False
         while (reply := reader.gets()) is not False:
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
                 handler = self._handlers.get(reply[1])
                 if handler is not None:
                     handler(reply[2])
+                    handled = True
                 else:
                     self._pending.append(Message(reply[1], reply[2]))
                     got = True
         if got:
             self._lot.unpark_all()
+        return handled
 
 
 @asynccontextmanager
