@@ -15,6 +15,28 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+async def test_failures_recorded_in_one_call_each_go_their_own_way(storage):
+    """The storage takes a flush's failures in one call: a retry due at once, a retry due later, a
+    permanent error (dead), and a stale token, which alone is refused."""
+    spec = (None, "job", "default", b"", 0, 1, 0, None, None, [])
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([spec, spec, spec], 1000)]
+        rows = {row[2]: row for row in await storage.claim("default", 3, 1, 5000, 1000)}
+        now, later, dead = (rows[task_id] for task_id in ids)
+        stale = (now[0], now[1] + 1000)
+        refused = await storage.fail_many(
+            [(now[0], now[1], "E: now", "tb", 0), (later[0], later[1], "E: later", "tb", 500),
+             (dead[0], dead[1], "E: dead", "tb", None), (*stale, "E: stale", "tb", 0)],
+            1100,
+        )  # fmt: skip
+        assert [tuple(held) for held in refused] == [stale]
+        infos = [await storage.get(task_id, 1200) for task_id in ids]
+        assert [i.status for i in infos] == [TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.DEAD]
+        assert [i.error for i in infos] == ["E: now", "E: later", "E: dead"]
+        assert [row[2] for row in await storage.claim("default", 3, 1, 5000, 1200)] == [ids[0]]
+        assert [row[2] for row in await storage.claim("default", 3, 1, 5000, 1600)] == [ids[1]]
+
+
 async def test_exponential_backoff_spaces_attempts(sched, autojump_clock):
     s = sched(retry=ExponentialBackoff(max_retries=4, base=2.0, cap=60.0, jitter=0))
     times: list[float] = []

@@ -250,8 +250,12 @@ class StorageMachine(RuleBasedStateMachine):
     def fail(self, data: st.DataObject, retry_delay: int | None) -> None:
         task = data.draw(st.sampled_from(self._running()))
         assert task.lease is not None
-        ok = self.call("fail", task.lease.slot, task.lease.token, "E: x", "tb", retry_delay, self.now)
-        assert ok is True
+        stale = self._stale(data)
+        items = [(task.lease.slot, task.lease.token, "E: x", "tb", retry_delay)] + [
+            (s, k, "E: y", "tb", None) for s, k in stale
+        ]
+        refused = self.call("fail_many", items, self.now)
+        assert sorted(map(tuple, refused)) == sorted(stale)
         self._end_lease(task)
         if retry_delay is not None and task.attempts <= task.max_retries:
             task.ready_ms = self.now + retry_delay
@@ -286,7 +290,7 @@ class StorageMachine(RuleBasedStateMachine):
     @rule(data=st.data(), retry_delay=RETRY_DELAYS)
     def stale_token_is_refused_everywhere(self, data: st.DataObject, retry_delay: int | None) -> None:
         slot, token = data.draw(st.sampled_from(self.stale))
-        assert self.call("fail", slot, token, "late", "tb", retry_delay, self.now) is False
+        assert self.call("fail_many", [(slot, token, "late", "tb", retry_delay)], self.now) == [(slot, token)]
         assert self.call("succeed_many", [(slot, token, b"late")], self.now) == [(slot, token)]
         assert self.call("hand_back_many", [(slot, token)], self.now) == 0
         assert self.call("renew", [(slot, token)], 1000, self.now) == [(slot, token)]

@@ -50,7 +50,7 @@ from .errors import (
 from .middleware import AttemptOutcome, Middleware
 from .retry import ExponentialBackoff, RetryPolicy
 from .stats import InstanceInfo, PoolStats, ScheduleInfo, SchedulerStats
-from .storage.base import ClaimRow, Held, Spec, Storage
+from .storage.base import ClaimRow, Failure, Held, Spec, Storage
 from .storage.memory import MemoryStorage
 from .task import DEFAULT_POOL, Task, TaskInfo, TaskPage, TaskStatus
 
@@ -143,7 +143,7 @@ class Scheduler:
         self._paused = False
         self._running: dict[str, _Attempt] = {}
         self._successes: list[tuple[Any, int, bytes | None]] = []
-        self._failures: list[tuple[Any, int, str, str, int | None]] = []
+        self._failures: list[Failure] = []
         self._hand_backs: list[Held] = []
         self._leaving_idle: set[str] = set()  # pools that must take no more hand-offs (paused, resized)
         # Hand-off (RedisStorage): this run's id (drawn in `run`, so a forked copy never shares it), and
@@ -823,7 +823,7 @@ class Scheduler:
         self,
         now: int,
         successes: list[tuple[Any, int, bytes | None]],
-        failures: list[tuple[Any, int, str, str, int | None]],
+        failures: list[Failure],
         hand_backs: list[Held],
         progress: dict[Held, float],
     ) -> None:
@@ -831,8 +831,8 @@ class Scheduler:
             await self._storage.set_progress_many([(h, t, p) for (h, t), p in progress.items()])
         if successes:
             await self._storage.succeed_many(successes, now)
-        for handle, token, text, tb, delay in failures:
-            await self._storage.fail(handle, token, text, tb, delay, now)
+        if failures:
+            await self._storage.fail_many(failures, now)
         if hand_backs:
             await self._storage.hand_back_many(hand_backs, now)
         self._wake_all()

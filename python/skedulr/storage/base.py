@@ -19,6 +19,7 @@ from ..task import TaskInfo, TaskPage
 
 ClaimRow = tuple[Any, int, str, str, bytes, int, int, int]
 Held = tuple[Any, int]  # (handle, token)
+Failure = tuple[Any, int, str, str, int | None]  # (handle, token, error, traceback, retry delay ms)
 Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
 
 
@@ -101,9 +102,11 @@ class Storage(Protocol):
         """Records successes; returns the (handle, token) pairs refused because the lease was lost."""
         ...
 
-    async def fail(
-        self, handle: Any, token: int, error: str, traceback: str, retry_delay_ms: int | None, now_ms: int
-    ) -> bool: ...
+    async def fail_many(self, items: list[Failure], now_ms: int) -> list[Held]:
+        """Records failed attempts (handle, token, error, traceback, retry delay in ms or None for no
+        retry): each is retried after its delay while attempts remain, else dead. Returns the (handle,
+        token) pairs refused because the lease was lost."""
+        ...
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int: ...
 

@@ -15,7 +15,7 @@ import trio
 
 from .. import _core
 from ..task import TaskInfo, TaskPage
-from .base import ClaimRow, Held, Spec, parse_cursor
+from .base import ClaimRow, Failure, Held, Spec, parse_cursor
 
 
 class MemoryStorage:
@@ -117,12 +117,13 @@ class MemoryStorage:
         self._notify()
         return refused
 
-    async def fail(
-        self, handle: Any, token: int, error: str, traceback: str, retry_delay_ms: int | None, now_ms: int
-    ) -> bool:
-        ok = self._engine.fail(handle, token, error, traceback, retry_delay_ms, now_ms)
+    async def fail_many(self, items: list[Failure], now_ms: int) -> list[Held]:
+        fail = self._engine.fail
+        refused = [
+            (slot, token) for slot, token, error, tb, delay in items if not fail(slot, token, error, tb, delay, now_ms)
+        ]
         self._notify()
-        return ok
+        return refused
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
         return self._engine.hand_back_many(items, now_ms)

@@ -34,7 +34,7 @@ from . import _scripts
 from ._redis_direct import DirectConnection
 from ._redis_io import RedisConnection, acquire_at_once, open_connection, redact_url
 from ._redis_subscription import open_subscription
-from .base import ClaimRow, Held, Spec, parse_cursor
+from .base import ClaimRow, Failure, Held, Spec, parse_cursor
 
 log = logging.getLogger("skedulr")
 
@@ -553,12 +553,12 @@ class RedisStorage:
         flat = await self._eval("succeed", [self._key("leases")], args)
         return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def fail(
-        self, handle: Any, token: int, error: str, traceback: str, retry_delay_ms: int | None, now_ms: int
-    ) -> bool:
-        delay = "" if retry_delay_ms is None else retry_delay_ms
-        args = [self.tag, self._now(now_ms), self.key_ttl_ms, handle, token, error, traceback, delay]
-        return bool(await self._eval("fail", [self._key("leases")], args))
+    async def fail_many(self, items: list[Failure], now_ms: int) -> list[Held]:
+        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
+        for task_id, token, error, traceback, retry_delay_ms in items:
+            args += [task_id, token, error, traceback, "" if retry_delay_ms is None else retry_delay_ms]
+        flat = await self._eval("fail", [self._key("leases")], args)
+        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def leave_idle(self, hand_id: str, pools: list[str]) -> list[Held]:
         """No more hand-offs to this instance in `pools` until it claims there again (see `claim`).
