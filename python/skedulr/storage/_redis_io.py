@@ -260,6 +260,7 @@ class RedisConnection:
         if connect_timeout <= 0 or socket_timeout <= 0 or max_batch < 1:
             raise ValueError("connect_timeout and socket_timeout must be > 0 and max_batch >= 1")
         self.url: Final[str] = redact_url(url)
+        self._secret_url = url  # for scrubbing error texts only
         self.name: Final[str] = name
         self._max_batch = max_batch
         self._client = _make_client(url, name, connect_timeout, socket_timeout)
@@ -515,7 +516,9 @@ class RedisConnection:
             self._send(good, sift=False)
 
     def _fail(self, live: list[_Call], error: Exception) -> None:
-        reason = scrub_secrets(f"{type(error).__name__}: {error}", self.url) if str(error) else type(error).__name__
+        reason = type(error).__name__
+        if str(error):
+            reason = scrub_secrets(f"{reason}: {error}", self._secret_url)
         if not self._down:
             self._down = True
             log.warning("Redis at %s unreachable (connection %s): %s", self.url, self.name, reason)
