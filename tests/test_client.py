@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import redis
@@ -35,6 +36,26 @@ def test_submit_get_list_cancel_without_trio(redis_url: str, prefix: str) -> Non
         with pytest.raises(InvalidStateError):
             client.resubmit(second)
         assert "redis://" in repr(client)
+
+
+@pytest.mark.parametrize(("skew_ms", "delay"), [(60_000, 1.0), (-60_000, 30.0)])
+def test_a_delay_counts_on_the_servers_clock_whatever_the_submitters(
+    redis_url: str, prefix: str, skew_ms: int, delay: float
+) -> None:
+    """A submitter whose clock is a minute ahead (or behind) still gets the delay it asked for: the task
+    is due `delay` after the submit on the Redis server's clock, neither a minute late nor at once."""
+    server = redis.Redis.from_url(redis_url)
+    with Client(redis_url, prefix=prefix) as client:
+        client._now = lambda: int(time.time() * 1000) + skew_ms  # type: ignore[method-assign]
+        seconds, micros = server.time()
+        before = seconds * 1000 + micros // 1000
+        task_id = client.submit(Task("echo", delay=delay))
+        info = client.get(task_id)
+    server.close()
+    assert info.status is TaskStatus.SCHEDULED
+    assert info.run_at is not None
+    due_in_ms = info.run_at.timestamp() * 1000 - before
+    assert delay * 1000 <= due_in_ms < delay * 1000 + 1000, due_in_ms
 
 
 async def test_workers_run_what_the_client_submits(redis_url: str, prefix: str) -> None:

@@ -106,12 +106,12 @@ class Client:
     def _now(self) -> int:
         return int(time.time() * 1000)
 
-    def _spec(self, task: Task) -> tuple[Any, ...]:
+    def _spec(self, task: Task, now_ms: int) -> tuple[Any, ...]:
         if not isinstance(task, Task):
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
         max_retries = task.max_retries if task.max_retries is not None else self.default_max_retries
         if task.delay is not None:
-            run_at_ms: int | None = self._now() + round(task.delay * 1000)
+            run_at_ms: int | None = now_ms + round(task.delay * 1000)
         elif task.run_at is not None:
             run_at_ms = round(task.run_at.timestamp() * 1000)
         else:
@@ -121,12 +121,14 @@ class Client:
                 run_at_ms, task.parents())  # fmt: skip
 
     def submit(self, task: Task) -> str:
-        ((task_id, _created),) = _run(self._storage.submit_many([self._spec(task)], self._now()))
+        now = self._now()
+        ((task_id, _created),) = _run(self._storage.submit_many([self._spec(task, now)], now))
         return task_id
 
     def submit_many(self, tasks: Iterable[Task]) -> list[str]:
-        specs = [self._spec(t) for t in tasks]
-        return [task_id for task_id, _ in _run(self._storage.submit_many(specs, self._now()))]
+        now = self._now()
+        specs = [self._spec(t, now) for t in tasks]
+        return [task_id for task_id, _ in _run(self._storage.submit_many(specs, now))]
 
     def get(self, task_id: str) -> TaskInfo:
         return _run(self._storage.get(task_id, self._now()))

@@ -2,7 +2,8 @@
 
 Every state change is one Lua script from `lua/` (atomic, safe to repeat); reads are plain commands.
 Time comes from the Redis server's clock, so instances whose clocks disagree can neither reap live
-leases nor start delayed work early (`use_client_clock=True` lets tests drive time instead).
+leases nor start delayed work early or late: a delay goes to Redis as a delay, not as a time
+(`use_client_clock=True` lets tests drive time instead).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what i
 _COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (~1 µs per delayed task)
 
 
-# A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, run_at_ms, parents
+# A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, ready_in_ms, parents
 _TaskArgs = tuple[str, bytes, str, int, int, str, int | str, str]
 
 
@@ -82,12 +83,12 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
     out: list[Any] = []
     settings: tuple[Any, ...] = ()
     count_at = 0
-    for task_id, spec, pool, priority, max_retries, key, run_at, parents in ordered:
+    for task_id, spec, pool, priority, max_retries, key, ready_in, parents in ordered:
         kind = "f" if key or parents else "p"
-        if (kind, pool, priority, max_retries, run_at) != settings:
-            settings = (kind, pool, priority, max_retries, run_at)
+        if (kind, pool, priority, max_retries, ready_in) != settings:
+            settings = (kind, pool, priority, max_retries, ready_in)
             count_at = len(out) + 1
-            out += [kind, 0, pool, priority, max_retries, run_at]
+            out += [kind, 0, pool, priority, max_retries, ready_in]
         out[count_at] += 1
         if kind == "p":
             out += [task_id, spec]
@@ -358,8 +359,10 @@ class RedisStorage:
 
     # ----- submit -----------------------------------------------------------------------------------
 
-    def _task_args(self, spec: Spec, new_id: str | None = None) -> _TaskArgs:
-        """The task as lua/submit.lua takes it, under `new_id` if given (a task without an id of its own)."""
+    def _task_args(self, spec: Spec, now_ms: int, new_id: str | None = None) -> _TaskArgs:
+        """The task as lua/submit.lua takes it, under `new_id` if given (a task without an id of its own).
+        Its start time goes as a distance from `now_ms`, the caller's now, which the script adds to its
+        own now (the server's clock): a delay is a delay, whatever the two clocks say."""
         task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents = spec
         task_id = new_id or task_id
         _core.validate_name("job name", name)
@@ -376,7 +379,7 @@ class RedisStorage:
                 "elsewhere and pass a reference"
             )
         return (task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
-                "" if run_at_ms is None else run_at_ms,
+                "" if run_at_ms is None else run_at_ms - now_ms,
                 "\n".join(f"{t}:{p}" for p, t in parents) if parents else "")  # fmt: skip
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
@@ -387,7 +390,7 @@ class RedisStorage:
         if spec[9]:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
-        task_args = self._task_args(spec, None if spec[0] else _new_id())
+        task_args = self._task_args(spec, now_ms, None if spec[0] else _new_id())
         if self._gathering is None and not self._submit_lock.locked():
             # Nothing in flight: a group of one, sent at once. (This is the latency path from submit to
             # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
@@ -463,7 +466,7 @@ class RedisStorage:
                 raise CycleError(f"task {s[0]!r} names itself as a parent")
         order = _core.topological_order([[index[p] for p, _ in s[9] if p in index] for s in specs])
         ordered = [specs[i] for i in order]
-        matched = await self._submit_script([self._task_args(s) for s in ordered], now_ms)
+        matched = await self._submit_script([self._task_args(s, now_ms) for s in ordered], now_ms)
         by_id = {s[0]: matched.get(k, (s[0], True)) for k, s in enumerate(ordered)}
         return [by_id[s[0]] for s in specs]
 
@@ -491,7 +494,7 @@ class RedisStorage:
 
         def parts() -> Iterator[tuple[list[str], list[Any]]]:
             for number, part_specs in enumerate(_parts(specs), 1):
-                part = [self._task_args(s, _new_id()) for s in part_specs]
+                part = [self._task_args(s, now_ms, _new_id()) for s in part_specs]
                 ids.extend(t[0] for t in part)
                 yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
 
@@ -804,7 +807,7 @@ class RedisStorage:
         _, name, pool, payload, priority, max_retries, timeout_ms, key, _, parents = template
         if key is not None or parents:
             raise InvalidOptionError("a schedule's task cannot have an idempotency key or parents")
-        self._task_args(template)
+        self._task_args(template, now_ms)
         now = await self._server_now(now_ms)
         first = _next_fire(kind, every, tz, now, None)
         skip = "1" if skip_if_running else "0"
