@@ -163,12 +163,13 @@ class Pool:
             # A claim cancelled in flight may still have run on the server, leasing tasks nobody would
             # run: so it is never cancelled, and what it returns goes into the backlog at once, where
             # every way of stopping (shutdown, cancellation) finds it and hands it back.
+            sent = trio.current_time()  # the leases began after this (the storage's clock may differ)
             with trio.CancelScope(shield=True):
                 rows = await s._claim(self, free)
             if self.is_paused:  # paused while the claim was in flight: nothing starts now
                 s._hand_back_rows(rows)
                 continue
-            self.accept(rows)
+            self.accept(rows, sent)
             if s._stopping:
                 return
             if rows:
@@ -210,7 +211,8 @@ class Pool:
                         if self.backlog and self.running < self.size and not (s._stopping or self.is_paused):
                             row = self.backlog.popleft()
                             began = trio.current_time()
-                            if began - self._leased_at.pop(row[1], began) > s.lease_ttl / 2:
+                            leased_at = self._leased_at.pop(row[1], began)
+                            if began - leased_at > s.lease_ttl / 2:
                                 s._hand_back_rows([row])  # its lease may have run out: maybe running elsewhere
                                 continue
                             self.running += 1
@@ -219,7 +221,7 @@ class Pool:
                                     and self.average_job_seconds < PREFETCH_BELOW):  # fmt: skip
                                 self.wake()  # the parked fetcher must look when this job turns long
                             try:
-                                await s._run_attempt(self, row, scope)
+                                await s._run_attempt(self, row, scope, leased_at)
                             finally:
                                 self.running -= 1
                                 del self._started_at[row[1]]

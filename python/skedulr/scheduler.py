@@ -65,22 +65,32 @@ _SWEEP_BATCH = 1000  # the most ended tasks one sweep call forgets (RedisStorage
 CONTROL_HINT = "!control"  # a wake-up hint that is not a pool name: pool controls changed
 _OUTAGE_PAUSE = 0.5  # seconds between attempts while the storage is unreachable
 _OUTAGE_LOG_EVERY = 10.0  # seconds between warnings about the same outage
+# An attempt whose lease was last confirmed this many leases ago is stopped here (see _lease_guard_loop):
+# the rest of the lease is for the stop to take effect before another instance may take the task.
+_LEASE_KEPT = 0.9
 
 
 class _Attempt:
-    """An attempt in progress here: what cancel, lease loss and shutdown need to stop it."""
+    """An attempt in progress here: what cancel, lease loss and shutdown need to stop it, and when its
+    lease was last known to hold (Trio time: when it was claimed, or last renewed)."""
 
-    __slots__ = ("ctx", "handle", "reason", "row", "scope", "timeout", "token")
+    __slots__ = ("confirmed_at", "ctx", "handle", "reason", "row", "scope", "timeout", "token")
 
     def __init__(
-        self, scope: trio.CancelScope, ctx: JobContext, handle: Any, token: int, row: ClaimRow, timeout: float | None
+        self,
+        scope: trio.CancelScope,
+        ctx: JobContext,
+        row: ClaimRow,
+        timeout: float | None,
+        confirmed_at: float,
     ) -> None:
         self.scope = scope
         self.ctx = ctx
-        self.handle = handle
-        self.token = token
+        self.handle = row[0]
+        self.token = row[1]
         self.row = row
         self.timeout = timeout
+        self.confirmed_at = confirmed_at
         self.reason: str | None = None
 
     def stop(self, reason: str) -> None:
@@ -142,6 +152,8 @@ class Scheduler:
             self._pools[name] = Pool(self, name, _pool_size(name, size))
         self._paused = False
         self._running: dict[str, _Attempt] = {}
+        self._lease_guard_lot = trio.lowlevel.ParkingLot()
+        self._lease_guard_wakes_at = -math.inf  # (Trio time) when the lease guard looks again
         self._successes: list[tuple[Any, int, bytes | None]] = []
         self._failures: list[Failure] = []
         self._hand_backs: list[Held] = []
@@ -290,6 +302,7 @@ class Scheduler:
                     (self._controls_loop, "reading pool controls"),
                 ):
                     services.start_soon(self._outlast_outages, loop, what, name=f"skedulr.{loop.__name__}")
+                services.start_soon(self._lease_guard_loop, name="skedulr._lease_guard_loop")
                 self._watchdog = Watchdog(self, self.block_limit)
                 await services.start(self._watchdog.run)
                 task_status.started(self)
@@ -664,15 +677,18 @@ class Scheduler:
         )
         return self._unseen(rows)
 
-    async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope) -> None:
+    async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> None:
         """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only
-        place user code is called. A stop (cancel, lost lease, shutdown) or the timeout cancels `scope`."""
+        place user code is called. A stop (cancel, lost lease, shutdown) or the timeout cancels `scope`.
+        `leased_at`: when the task's lease was last known to hold."""
         handle, token, task_id, name, payload, attempt_no, priority, timeout_ms = row
         job = self._jobs.get(name)
         timeout = timeout_ms / 1000 if timeout_ms else None
         deadline = time.monotonic() + timeout if (timeout and job is not None and not job.is_async) else None
         ctx = JobContext(self, handle, token, task_id, name, payload, attempt_no, pool.name, priority, deadline)
-        attempt = self._running[task_id] = _Attempt(scope, ctx, handle, token, row, timeout)
+        attempt = self._running[task_id] = _Attempt(scope, ctx, row, timeout, leased_at)
+        if leased_at + self.lease_ttl * _LEASE_KEPT < self._lease_guard_wakes_at:
+            self._lease_guard_lot.unpark_all()  # (a task claimed ahead a while ago)
         middleware = self._middleware
         started = time.perf_counter() if middleware else 0.0
         if timeout:
@@ -860,23 +876,55 @@ class Scheduler:
         return sorted((InstanceInfo.from_fields(f) for f in rows), key=lambda i: i.id)
 
     async def _heartbeat_loop(self) -> None:
+        """Beats and renews, then waits a third of a lease. After an outage the loop starts again (see
+        `_outlast_outages`) with the renewal, so leases are renewed as soon as the storage answers."""
         lease_ms = round(self.lease_ttl * 1000)
         while True:
             await self._beat_instance()
+            await self._renew_leases(lease_ms)
             await trio.sleep(self.lease_ttl / 3)
-            held = [(a.handle, a.token) for a in self._running.values()]
-            held += [(r[0], r[1]) for p in self._pools.values() for r in p.backlog]
-            if not held:
-                continue
-            sent = trio.current_time()
-            lost = {tuple(h) for h in await self._storage.renew(held, lease_ms, self._clock.now_ms())}
+
+    async def _renew_leases(self, lease_ms: int) -> None:
+        held = [(a.handle, a.token) for a in self._running.values()]
+        held += [(r[0], r[1]) for p in self._pools.values() for r in p.backlog]
+        if not held:
+            return
+        sent = trio.current_time()
+        lost = {tuple(h) for h in await self._storage.renew(held, lease_ms, self._clock.now_ms())}
+        kept = {(h[0], h[1]) for h in held} - lost
+        for attempt in list(self._running.values()):
+            if (attempt.handle, attempt.token) in lost:
+                attempt.stop("lease")
+            elif (attempt.handle, attempt.token) in kept:
+                attempt.confirmed_at = sent
+        self._drop_unstarted(lost)
+        for pool in self._pools.values():
+            pool.leases_confirmed(kept, sent)
+
+    async def _lease_guard_loop(self) -> None:
+        """Stops an attempt whose lease this instance could not renew for most of a lease (the storage
+        unreachable, or too slow to answer): past the lease's end, another instance's reaper may hand the
+        task to someone else, and two runs at once are what leases are there to prevent. The task comes
+        back through the reaper, as from an instance that crashed (a lease loss)."""
+        kept_for = self.lease_ttl * _LEASE_KEPT
+        while True:
+            now = trio.current_time()
+            oldest = now
             for attempt in list(self._running.values()):
-                if (attempt.handle, attempt.token) in lost:
+                if attempt.reason is not None:
+                    continue  # stopping already
+                if attempt.confirmed_at + kept_for <= now:
+                    log.warning(
+                        "task %s: its lease was last renewed %.1fs ago (the storage did not answer); stopped "
+                        "here before the lease runs out, the reaper returns it to the queue",
+                        attempt.ctx.task_id, now - attempt.confirmed_at,
+                    )  # fmt: skip
                     attempt.stop("lease")
-            self._drop_unstarted(lost)
-            kept = {(h[0], h[1]) for h in held} - lost
-            for pool in self._pools.values():
-                pool.leases_confirmed(kept, sent)
+                else:
+                    oldest = min(oldest, attempt.confirmed_at)
+            self._lease_guard_wakes_at = oldest + kept_for
+            with trio.move_on_at(self._lease_guard_wakes_at):
+                await self._lease_guard_lot.park()
 
     async def _reap_loop(self) -> None:
         while True:

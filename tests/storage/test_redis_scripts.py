@@ -1,6 +1,6 @@
 """Edges of the Redis scripts met through the storage API: a resubmitted task that then succeeds drops
-the error it went dead with, a task that lost its pool field is still swept, an empty claim claims
-nothing."""
+the error it went dead with, a task that lost its pool field is still swept, a stale token is refused by
+every write, an empty claim claims nothing."""
 
 from __future__ import annotations
 
@@ -39,6 +39,30 @@ async def test_an_ended_task_without_its_pool_field_is_swept(redis_url: str) -> 
         counts = await storage.counts(10_000)  # (the pool-less one counts under "unknown" once it ends)
         totals = {status: sum(per_pool[status] for per_pool in counts.values()) for status in counts["default"]}
         assert all(n == 0 for n in totals.values()), counts
+
+
+async def test_every_write_with_a_stale_token_is_refused_and_changes_nothing(redis_url: str) -> None:
+    """Fencing at the scripts: once a lease ran out and the task was claimed again, the old token can
+    neither renew, report progress, succeed, fail nor hand back; the new attempt's lease is untouched."""
+    storage = RedisStorage(redis_url, prefix="scripts-fencing", use_client_clock=True)
+    async with storage.session():
+        ((task_id, _),) = await storage.submit_many([SPEC], 1000)
+        ((handle, old, *_),) = await storage.claim("default", 1, 1, 100, 1000)
+        assert [row[:2] for row in await storage.reap(2000)] == [(handle, old)]
+        ((_, new, *_),) = await storage.claim("default", 1, 1, 5000, 2000)
+        assert new != old
+        before = await storage.get(task_id, 2000)
+        stale = (handle, old)
+        assert await storage.renew([stale], 5000, 2100) == [stale]
+        await storage.set_progress_many([(handle, old, 0.5)])
+        assert await storage.succeed_many([(handle, old, b"x")], 2100) == [stale]
+        assert await storage.fail_many([(handle, old, "E: x", "tb", 0)], 2100) == [stale]
+        assert await storage.hand_back_many([stale], 2100) == 0
+        after = await storage.get(task_id, 2000)
+        assert after == before and after.status.value == "running" and after.progress == 0.0, after
+        client = redis.Redis.from_url(redis_url)
+        assert client.zscore(storage._key("leases"), task_id) == 7000  # the new attempt's lease, as claimed
+        client.close()
 
 
 async def test_a_claim_for_no_task_claims_nothing(redis_url: str) -> None:
