@@ -113,3 +113,13 @@ def test_a_large_batch_from_the_client_is_staged_and_all_or_nothing(redis_url: s
         assert client.get(ids[-1]).payload == b"2499"
         staged = client_redis.keys(f"{{{prefix}}}:s:*")
         assert sorted(client_redis.get(k) for k in staged) == [b"committed", b"dropped"]  # only end marks left
+
+
+async def test_the_client_sees_the_running_instances(redis_url: str, prefix: str) -> None:
+    sched = Scheduler(RedisStorage(redis_url, prefix=prefix), pools={"mail": 3}, lease_ttl=2.0)
+    with Client(redis_url, prefix=prefix) as client:
+        assert client.instances() == []
+        async with sched:
+            (seen,) = client.instances()
+            assert (seen.id, seen.pid, seen.pools) == (sched.instance_id, os.getpid(), {"default": 10, "mail": 3})
+        assert client.instances() == [], "an instance that stopped is still listed"

@@ -17,6 +17,7 @@ import redis.exceptions as rex
 from . import _core, _validate
 from .errors import InvalidOptionError, StorageError
 from .retry import ExponentialBackoff
+from .stats import InstanceInfo
 from .storage._redis_io import redact_url
 from .storage._scripts import Script
 from .storage.redis import RedisStorage
@@ -61,6 +62,9 @@ class _SyncConnection:
             except rex.RedisError as e:
                 raise StorageError(f"Redis is unreachable: {type(e).__name__}") from e
         raise AssertionError("unreachable")
+
+
+_A_DAY_MS = 86_400_000
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -144,6 +148,13 @@ class Client:
     def resubmit_dead(self, *, name: str | None = None, pool: str | None = None, query: str | None = None,
                       limit: int = 1000) -> list[str]:  # fmt: skip
         return _run(self._storage.resubmit_dead(name, pool, query, limit, self._now()))
+
+    def instances(self) -> list[InstanceInfo]:
+        """The scheduler instances (worker processes) heartbeating into this prefix: host, pid, pools,
+        running jobs, last beat. One that stops beating drops out after its `lease_ttl`."""
+        # (each instance's record expires on its own lease_ttl, which the client does not know)
+        rows = _run(self._storage.instances(_A_DAY_MS, self._now()))
+        return sorted((InstanceInfo.from_fields(f) for f in rows), key=lambda i: i.id)
 
     def set_pool(self, name: str, *, size: int | None = None, paused: bool | None = None) -> None:
         """Sets a pool's size and/or pause flag for every worker (`name="*"`: pause or resume all)."""

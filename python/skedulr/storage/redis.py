@@ -154,8 +154,9 @@ class RedisStorage:
     `retention`: seconds an ended task (other than a dead one) stays readable; `key_ttl`: seconds an
     idempotency key is remembered after its task ends; `poll_interval`: seconds after which an idle
     worker looks for work even without a wake-up hint (hints can be lost while Redis reconnects).
-    `use_client_clock` (for tests that drive time) also turns the hand-off to idle workers off: a test
-    clock jumps when every task waits, and a hand-off message on its way is a wait it cannot see.
+    `use_client_clock` is for tests that drive time: scripts take the caller's now instead of the server's
+    (never use it across machines). It also turns the hand-off to idle workers off: a test clock jumps when
+    every task waits, and a hand-off message on its way is a wait it cannot see.
     """
 
     kind = "redis"
