@@ -14,6 +14,7 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
                           and a batch of completions shares one entry). Entries of purged tasks linger
                           until swept; the sweep checks each task's own status and finish time.
   {p}:dead        zset    the dead letter queue: score = seq, member = id
+  {p}:died        zset    the same tasks by when they died (ms), for a DLQ retention (the sweep: lua/purge.lua)
   {p}:counts      hash    "<pool>/<status>" -> number of tasks
   {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
   {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
@@ -171,6 +172,7 @@ local function end_task(tag, id, status, now, key_ttl)
     end
     if st == 'dead' then
       rcall('ZADD', tag .. ':dead', tonumber(f[4]) or 0, tid)
+      rcall('ZADD', tag .. ':died', now, tid)
     else
       rcall('RPUSH', tag .. ':ended', now .. ' ' .. tid)
     end

@@ -1,8 +1,8 @@
 --[[ purge: deletes ended tasks. With ARGV[3] = "sweep", deletes ended (not dead) tasks that finished
-before ARGV[4], taking entries of the ended list until about ARGV[5] ids are looked at, keeping their
-idempotency keys for the rest of their window; otherwise deletes the tasks named in ARGV[4..] and frees
-their keys.
-KEYS[1] {p}:all  KEYS[2] {p}:ended  KEYS[3] {p}:dead
+before ARGV[4], taking entries of the ended list until about ARGV[5] ids are looked at, and dead tasks
+that died before ARGV[6] ("" = dead tasks stay), up to ARGV[5] of them, keeping their idempotency keys for
+the rest of their window; otherwise deletes the tasks named in ARGV[4..] and frees their keys.
+KEYS[1] {p}:all  KEYS[2] {p}:ended  KEYS[3] {p}:dead  KEYS[4] {p}:died
 ARGV[1] tag; ARGV[2] now_ms (unused, for symmetry); ARGV[3] "ids" or "sweep"
 Returns: "sweep": the number of ids looked at (below ARGV[5]: nothing more is due); "ids": the ids
 deleted. Errors: "NOT_FOUND <id>", "INVALID_STATE <status>" (nothing deleted).
@@ -22,6 +22,7 @@ local function delete(id, free_key)
   rcall('DEL', h, tag .. ':c:' .. id)
   rcall('ZREM', KEYS[1], id)
   rcall('ZREM', KEYS[3], id) -- (an entry of the ended list lingers: the sweep skips what is gone)
+  rcall('ZREM', KEYS[4], id)
 end
 
 local deleted = {}
@@ -39,6 +40,14 @@ if ARGV[3] == 'sweep' then
       -- still the task that ended then (not purged, nor an id reused since)
       if TERMINAL[f[1]] and f[1] ~= 'dead' and (tonumber(f[2]) or 0) < cutoff then delete(id, false) end
     end
+  end
+  if ARGV[6] ~= '' then
+    local died = rcall('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6], 'LIMIT', 0, batch)
+    for _, id in ipairs(died) do
+      rcall('ZREM', KEYS[4], id)
+      if rcall('HGET', tkey(tag, id), 'status') == 'dead' then delete(id, false) end
+    end
+    looked = math.max(looked, #died)
   end
   return looked
 end

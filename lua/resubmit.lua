@@ -12,6 +12,7 @@ local f = rcall('HMGET', KEYS[1], 'status', 'key')
 if not f[1] then return redis.error_reply('NOT_FOUND ' .. id) end
 if f[1] ~= 'dead' then return redis.error_reply('INVALID_STATE ' .. f[1]) end
 rcall('ZREM', KEYS[2], id)
+rcall('ZREM', tag .. ':died', id)
 -- slow: its success must clear the error it carries from the attempts before
 rcall('HSET', KEYS[1], 'att', 0, 'll', 0, 'fms', 0, 'sms', 0, 'rms', now, 'slow', 1)
 rcall('HDEL', KEYS[1], 'prog')

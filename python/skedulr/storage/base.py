@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import trio
 
+from .. import _validate
 from ..errors import InvalidOptionError
 from ..task import TaskInfo, TaskPage
 
@@ -21,6 +22,13 @@ ClaimRow = tuple[Any, int, str, str, bytes, int, int, int]
 Held = tuple[Any, int]  # (handle, token)
 Failure = tuple[Any, int, str, str, int | None]  # (handle, token, error, traceback, retry delay ms)
 Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
+
+
+def dead_retention_ms(seconds: float | None) -> int | None:
+    """A storage's `dead_retention` option in ms: None keeps dead tasks until resubmitted or purged."""
+    if seconds is None:
+        return None
+    return round(_validate.seconds("dead_retention", seconds, allow_zero=False) * 1000)
 
 
 def parse_cursor(cursor: str | None) -> int | None:

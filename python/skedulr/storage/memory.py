@@ -15,12 +15,13 @@ import trio
 
 from .. import _core
 from ..task import TaskInfo, TaskPage
-from .base import ClaimRow, Failure, Held, Spec, parse_cursor
+from .base import ClaimRow, Failure, Held, Spec, dead_retention_ms, parse_cursor
 
 
 class MemoryStorage:
     """In-process storage. `retention`: seconds an ended task (other than a dead one) stays readable.
-    `key_ttl`: seconds an idempotency key is remembered after its task ends."""
+    `dead_retention`: seconds a dead task stays in the dead letter queue (None: until resubmitted or
+    purged). `key_ttl`: seconds an idempotency key is remembered after its task ends."""
 
     kind = "memory"
     poll_interval: float | None = None  # every change happens in this process: wake-ups are never missed
@@ -29,11 +30,13 @@ class MemoryStorage:
         self,
         *,
         retention: float = 3600.0,
+        dead_retention: float | None = None,
         key_ttl: float = 86400.0,
         max_payload_bytes: int = 1 << 20,
         max_lease_losses: int = 3,
     ) -> None:
         self.retention_ms = int(retention * 1000)
+        self.dead_retention_ms = dead_retention_ms(dead_retention)
         self._engine = _core.Engine(
             max_payload_bytes=max_payload_bytes,
             key_ttl_ms=int(key_ttl * 1000),
@@ -197,7 +200,10 @@ class MemoryStorage:
         await event.wait()
 
     async def sweep(self, now_ms: int) -> int:
-        return self._engine.sweep(now_ms - self.retention_ms, now_ms)
+        swept = self._engine.sweep(now_ms - self.retention_ms, now_ms)
+        if self.dead_retention_ms is not None:
+            swept += self._engine.sweep_dead(now_ms - self.dead_retention_ms)
+        return swept
 
     async def add_schedule(
         self, schedule_id: str, kind: str, every: str, tz: str, template: Spec, skip_if_running: bool, now_ms: int

@@ -36,6 +36,7 @@ from ._redis_direct import DirectConnection
 from ._redis_io import RedisConnection, acquire_at_once, open_connection, redact_url
 from ._redis_subscription import open_subscription
 from .base import ClaimRow, Failure, Held, Spec, parse_cursor
+from .base import dead_retention_ms as _dead_retention_ms
 
 log = logging.getLogger("skedulr")
 
@@ -151,7 +152,8 @@ def _text(value: Any) -> str:
 class RedisStorage:
     """Redis-backed storage. `prefix` namespaces the keys (all share the `{prefix}` hash tag).
 
-    `retention`: seconds an ended task (other than a dead one) stays readable; `key_ttl`: seconds an
+    `retention`: seconds an ended task (other than a dead one) stays readable; `dead_retention`: seconds
+    a dead task stays in the dead letter queue (None: until resubmitted or purged); `key_ttl`: seconds an
     idempotency key is remembered after its task ends; `poll_interval`: seconds after which an idle
     worker looks for work even without a wake-up hint (hints can be lost while Redis reconnects).
     `use_client_clock` is for tests that drive time: scripts take the caller's now instead of the server's
@@ -167,6 +169,7 @@ class RedisStorage:
         *,
         prefix: str = "skedulr",
         retention: float = 3600.0,
+        dead_retention: float | None = None,
         key_ttl: float = 86400.0,
         max_payload_bytes: int = 1 << 20,
         max_lease_losses: int = 3,
@@ -179,6 +182,7 @@ class RedisStorage:
         self.prefix = prefix
         self.tag = "{" + prefix + "}"
         self.retention_ms = int(retention * 1000)
+        self.dead_retention_ms = _dead_retention_ms(dead_retention)
         self.key_ttl_ms = int(key_ttl * 1000)
         self.max_payload_bytes = max_payload_bytes
         self.max_lease_losses = max_lease_losses
@@ -639,15 +643,16 @@ class RedisStorage:
 
     async def purge(self, task_id: str) -> None:
         _core.validate_name("task id", task_id)
-        keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        await self._eval("purge", keys, [self.tag, "", "ids", task_id])
+        await self._eval("purge", self._purge_keys(), [self.tag, "", "ids", task_id])
 
     async def purge_dead(self, name: str | None, pool: str | None, query: str | None, limit: int) -> list[str]:
         ids = [info.id for info in await self._dead(name, pool, query, limit, 0)]
         if not ids:
             return []
-        keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        return [_text(x) for x in await self._eval("purge", keys, [self.tag, "", "ids", *ids])]
+        return [_text(x) for x in await self._eval("purge", self._purge_keys(), [self.tag, "", "ids", *ids])]
+
+    def _purge_keys(self) -> list[str]:
+        return [self._key("all"), self._key("ended"), self._key("dead"), self._key("died")]
 
     async def _dead(self, name: str | None, pool: str | None, query: str | None, limit: int,
                     now_ms: int) -> list[TaskInfo]:  # fmt: skip
@@ -790,9 +795,10 @@ class RedisStorage:
 
     async def sweep(self, now_ms: int) -> int:
         # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
-        cutoff = await self._server_now(now_ms) - self.retention_ms
-        keys = [self._key("all"), self._key("ended"), self._key("dead")]
-        looked = int(await self._eval("purge", keys, [self.tag, "", "sweep", cutoff, _SWEEP_BATCH]))
+        now = await self._server_now(now_ms)
+        dead_cutoff = "" if self.dead_retention_ms is None else now - self.dead_retention_ms
+        args = [self.tag, "", "sweep", now - self.retention_ms, _SWEEP_BATCH, dead_cutoff]
+        looked = int(await self._eval("purge", self._purge_keys(), args))
         # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
         staged = [self._key("staging"), self._key("all"), self._key("seq")]
         while await self._eval("bulk", staged, [self.tag, "drop_expired", "", _STAGE_MS]) == _DROP_EXPIRED_BATCHES:

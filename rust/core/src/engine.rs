@@ -173,6 +173,8 @@ pub struct Engine {
     key_expiry: BTreeSet<(i64, Box<str>)>,
     /// Ended tasks other than dead ones, oldest first: what retention purges.
     ended: BTreeSet<(i64, u32)>,
+    /// Dead tasks, oldest death first: what a dead letter queue retention purges (`sweep_dead`).
+    dead: BTreeSet<(i64, u32)>,
     watched: FxHashSet<u32>,
     finished_watched: Vec<String>,
     schedules: ScheduleTable,
@@ -199,6 +201,7 @@ impl Engine {
             keys: HashMap::new(),
             key_expiry: BTreeSet::new(),
             ended: BTreeSet::new(),
+            dead: BTreeSet::new(),
             watched: FxHashSet::default(),
             finished_watched: Vec::new(),
             schedules: ScheduleTable::default(),
@@ -537,7 +540,9 @@ impl Engine {
                 task.extra_mut().error =
                     Some("skipped: a DAG condition of this task can no longer be met".into());
             }
-            if status != Status::Dead {
+            if status == Status::Dead {
+                self.dead.insert((now, slot));
+            } else {
                 self.ended.insert((now, slot));
             }
             self.set_key_window(slot, now.saturating_add(self.config.key_ttl_ms));
@@ -815,6 +820,7 @@ impl Engine {
                 status.as_str()
             )));
         }
+        self.dead.remove(&(self.slot_task(slot).finished_ms, slot));
         let task = self.slot_task_mut(slot);
         task.attempts = 0;
         task.lease_losses = 0;
@@ -895,8 +901,23 @@ impl Engine {
         self.by_id.remove(&task.id);
         self.by_seq.remove(&task.seq);
         self.ended.remove(&(task.finished_ms, slot));
+        self.dead.remove(&(task.finished_ms, slot));
         self.watched.remove(&slot);
         self.free_slots.push(slot);
+    }
+
+    /// Forgets dead tasks that died before `before_ms` (a dead letter queue with a retention period);
+    /// their idempotency keys keep the rest of their window. Returns how many tasks went.
+    pub fn sweep_dead(&mut self, before_ms: i64) -> usize {
+        let mut purged = 0;
+        while let Some(&(died, slot)) = self.dead.first() {
+            if died >= before_ms {
+                break;
+            }
+            self.remove(slot);
+            purged += 1;
+        }
+        purged
     }
 
     /// Forgets ended tasks (not dead ones: those wait in the DLQ) that ended before `before_ms`,

@@ -2027,6 +2027,36 @@ fn sweep_forgets_a_resubmitted_dead_task_once_it_ends() {
     assert!(e.get(&id, 4).is_err());
 }
 
+#[test]
+fn sweep_dead_forgets_tasks_that_died_before_the_cutoff_and_nothing_else() {
+    let mut e = engine();
+    let early = submit(&mut e, spec("job"), 0);
+    let resubmitted = submit(&mut e, spec("job"), 0);
+    let purged = submit(&mut e, spec("job"), 0);
+    let succeeded = submit(&mut e, spec("job"), 0);
+    let late = submit(&mut e, spec("job"), 0);
+    run(&mut e, &early, die(), 10);
+    run(&mut e, &resubmitted, die(), 20);
+    run(&mut e, &purged, die(), 25);
+    run(&mut e, &succeeded, ok(), 30);
+    run(&mut e, &late, die(), 100);
+    e.resubmit(&resubmitted, 40).unwrap(); // out of the DLQ: queued again
+    e.purge(&purged).unwrap();
+    assert_eq!(e.sweep_dead(10), 0, "the cutoff is exclusive");
+    assert_eq!(e.sweep_dead(50), 1);
+    assert!(matches!(e.get(&early, 50), Err(CoreError::TaskNotFound(_))));
+    assert_eq!(status(&mut e, &resubmitted, 50), Status::Queued);
+    assert_eq!(status(&mut e, &succeeded, 50), Status::Succeeded);
+    assert_eq!(status(&mut e, &late, 50), Status::Dead);
+    assert_counts_match(&mut e, 50);
+    // the resubmitted task dies again later: it goes by its new death, not its first
+    run(&mut e, &resubmitted, die(), 200);
+    assert_eq!(e.sweep_dead(150), 1);
+    assert_eq!(status(&mut e, &resubmitted, 150), Status::Dead);
+    assert_eq!(e.sweep_dead(201), 1);
+    assert_eq!(e.len(), 1);
+}
+
 // ----- watch ----------------------------------------------------------------------------------
 
 #[test]

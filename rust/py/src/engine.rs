@@ -340,6 +340,11 @@ impl Engine {
         self.inner.sweep(before_ms, now_ms)
     }
 
+    /// Forgets dead tasks that died before `before_ms`. Returns how many went.
+    fn sweep_dead(&mut self, before_ms: i64) -> usize {
+        self.inner.sweep_dead(before_ms)
+    }
+
     fn get<'py>(
         &mut self,
         py: Python<'py>,
