@@ -37,7 +37,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:handed:<pool>:<hand id>  list  "<id> <token>" of the tasks handed to it: what its next claim (or its
                           leaving) returns if the message never arrived
   channel {p}:hand:<hand id>  tasks leased to that instance by a submit (lua/submit.lua, hand_off)
-  channel {p}:wake        a pool name, published when its ready queue gets work after being empty
+  channel {p}:wake        a pool name, published when its ready queue gets work after being empty, or
+                          scheduled work falls due before what was scheduled there (note_due)
   channel {p}:cancel      a task id, published when a running task is cancelled
 Task hash fields (the id is the key's suffix; a field left out reads as its default):
   spec    "<name> <timeout_ms> <priority>\n" then the payload: what a worker needs, returned by the claim as
@@ -108,6 +109,14 @@ local function set_status(tag, h, pool, old, new)
   rcall('HSET', h, 'status', new)
 end
 
+-- Wakes the pool's workers when scheduled work falls due before anything already scheduled there: an
+-- idle fetcher sleeps until the earliest due time it read (or its poll interval), so an earlier one
+-- must wake it, or the task would start late.
+local function note_due(tag, pool, due_ms)
+  local head = rcall('ZRANGE', tag .. ':d:' .. pool, 0, 0, 'WITHSCORES')
+  if #head == 0 or due_ms < tonumber(head[2]) then rcall('PUBLISH', tag .. ':wake', pool) end
+end
+
 -- Puts a task whose conditions hold into its pool's queue, as queued or scheduled.
 local function make_ready(tag, id, now)
   local h = tkey(tag, id)
@@ -115,6 +124,7 @@ local function make_ready(tag, id, now)
   local pool, ready_ms = f[1], math.max(tonumber(f[3]) or now, now)
   rcall('HSET', h, 'rms', ready_ms)
   if ready_ms > now then
+    note_due(tag, pool, ready_ms)
     rcall('ZADD', tag .. ':d:' .. pool, ready_ms, member(f[4], id))
     set_status(tag, h, pool, f[5], 'scheduled')
   else

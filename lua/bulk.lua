@@ -44,6 +44,11 @@ local function commit(batch, remember_ms)
       local kind, pool = string.sub(target, 1, 1), string.sub(target, 3)
       local zkey = tag .. ':' .. target
       if kind == 'r' and rcall('ZCARD', zkey) == 0 then rcall('PUBLISH', tag .. ':wake', pool) end
+      if kind == 'd' then
+        local earliest = tonumber(items[1])
+        for k = 3, #items, 2 do earliest = math.min(earliest, tonumber(items[k])) end
+        note_due(tag, pool, earliest)
+      end
       call_in_chunks('ZADD', zkey, items)
       local status = kind == 'r' and 'queued' or 'scheduled'
       rcall('HINCRBY', tag .. ':counts', pool .. '/' .. status, #items / 2)

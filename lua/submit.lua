@@ -278,6 +278,9 @@ for _, q in pairs(queues) do
       if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', q.pool) end
       call_in_chunks('ZADD', rkey, q.pairs, q.n)
     else
+      local earliest = q.pairs[1]
+      for k = 3, q.n, 2 do earliest = math.min(earliest, q.pairs[k]) end
+      note_due(tag, q.pool, earliest)
       call_in_chunks('ZADD', tag .. ':d:' .. q.pool, q.pairs, q.n)
     end
     rcall('HINCRBY', tag .. ':counts', q.pool .. '/' .. q.status, q.n / 2)

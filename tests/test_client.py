@@ -123,3 +123,29 @@ async def test_the_client_sees_the_running_instances(redis_url: str, prefix: str
             (seen,) = client.instances()
             assert (seen.id, seen.pid, seen.pools) == (sched.instance_id, os.getpid(), {"default": 10, "mail": 3})
         assert client.instances() == [], "an instance that stopped is still listed"
+
+
+@pytest.mark.parametrize("how", ["submit", "submit_many"])
+async def test_a_delayed_task_from_the_client_starts_on_time(redis_url: str, prefix: str, how: str) -> None:
+    """A worker idles until the earliest due time it knows (or its poll interval, 30 s here): a task the
+    client schedules earlier than that must wake it, or it starts up to a poll interval late."""
+    sched = Scheduler(RedisStorage(redis_url, prefix=prefix, poll_interval=30.0), max_workers=2)
+    started: list[float] = []
+
+    @sched.job("echo")
+    async def echo(ctx):  # type: ignore[no-untyped-def]
+        started.append(time.monotonic())
+
+    with Client(redis_url, prefix=prefix) as client:
+        async with sched:
+            client.submit(Task("echo", delay=20.0))  # what the worker sleeps until
+            await trio.sleep(0.3)  # the worker has read it and sleeps
+            sent = time.monotonic()
+            if how == "submit":
+                client.submit(Task("echo", delay=0.5))
+            else:  # a staged bulk submit (over 1,000 tasks)
+                client.submit_many([Task("echo", delay=0.5)] + [Task("echo", delay=60.0) for _ in range(1500)])
+            with trio.fail_after(5):
+                while not started:
+                    await trio.sleep(0.01)
+    assert 0.5 <= started[0] - sent < 1.0, started[0] - sent
