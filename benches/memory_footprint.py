@@ -70,8 +70,8 @@ async def fill_through_storage(tasks: int, size: int, report: dict[str, float]) 
     now_ms = int(time.time() * 1000)
     start = time.perf_counter()
     for first in range(0, tasks, BATCH):
-        # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
-        specs: list[Spec] = [(None, "bench.noop", "default", payload_of(i, size), 0, 3, 0, None, None, [])
+        # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents, delay_ms)
+        specs: list[Spec] = [(None, "bench.noop", "default", payload_of(i, size), 0, 3, 0, None, None, [], None)
                  for i in range(first, min(first + BATCH, tasks))]  # fmt: skip
         await storage.submit_many(specs, now_ms)
     report["fill_s"] = time.perf_counter() - start

@@ -1,11 +1,12 @@
 --[[ purge: deletes ended tasks. With ARGV[3] = "sweep", deletes ended (not dead) tasks that finished
 before ARGV[4], taking entries of the ended list until about ARGV[5] ids are looked at, and dead tasks
 that died before ARGV[6] ("" = dead tasks stay), up to ARGV[5] of them, keeping their idempotency keys for
-the rest of their window; otherwise deletes the tasks named in ARGV[4..] and frees their keys.
+the rest of their window; with "ids", deletes the ended tasks named in ARGV[4..] and frees their keys; with
+"dead", the same for those of them still dead (others are passed over: gone or resubmitted meanwhile).
 KEYS[1] {p}:all  KEYS[2] {p}:ended  KEYS[3] {p}:dead  KEYS[4] {p}:died
-ARGV[1] tag; ARGV[2] now_ms (unused, for symmetry); ARGV[3] "ids" or "sweep"
-Returns: "sweep": the number of ids looked at (below ARGV[5]: nothing more is due); "ids": the ids
-deleted. Errors: "NOT_FOUND <id>", "INVALID_STATE <status>" (nothing deleted).
+ARGV[1] tag; ARGV[2] now_ms (unused, for symmetry); ARGV[3] "ids", "dead" or "sweep"
+Returns: "sweep": the number of ids looked at (below ARGV[5]: nothing more is due); "ids" and "dead": the
+ids deleted. Errors ("ids" only): "NOT_FOUND <id>", "INVALID_STATE <status>" (nothing deleted).
 ]]
 --- @include _lib
 
@@ -50,6 +51,15 @@ if ARGV[3] == 'sweep' then
     looked = math.max(looked, #died)
   end
   return looked
+end
+if ARGV[3] == 'dead' then
+  for i = 4, #ARGV do
+    if rcall('HGET', tkey(tag, ARGV[i]), 'status') == 'dead' then
+      delete(ARGV[i], true)
+      table.insert(deleted, ARGV[i])
+    end
+  end
+  return deleted
 end
 for i = 4, #ARGV do
   local status = rcall('HGET', tkey(tag, ARGV[i]), 'status')

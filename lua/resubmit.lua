@@ -2,6 +2,8 @@
 KEYS[1] {p}:t:<id>  hash
 KEYS[2] {p}:dead    zset
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] id
+Also leaves {p}:died (the dead letter queue by time of death, see _lib) and, as make_ready does, joins
+the pool's queue.
 Returns: 1. Errors: "NOT_FOUND <id>", "INVALID_STATE <status>".
 ]]
 --- @include _lib

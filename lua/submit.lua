@@ -15,9 +15,8 @@ ARGV[4] part         "" to store the tasks for good; else this call is part numb
         list per priority and pool, which the commit puts into the ready queue as a single member.
 ARGV[5] stage_ms     (staged only) see ARGV[4]
 ARGV[6] n            number of tasks, sent in batch order (parents before children) as runs of tasks that
-        share their settings. A run is: kind, count, pool, priority, max_retries, ready_in_ms (when it may
-        start, in ms from this script's now: the caller sends a delay, not a time, so that its clock does
-        not matter; negative = due earlier, "" = now),
+        share their settings. A run is: kind, count, pool, priority, max_retries, when ("" = now; "+<ms>":
+        a delay, from this script's now, so the caller's clock does not matter; "<epoch ms>": that moment),
         then per task: id, spec (see _lib) for kind "p" (plain: no key, no parents), or
         id, spec, key ("" = none), parents ("trigger:id" joined by "\n", "" = none) for kind "f".
 Returns: a flat array position1, holder1, ... for the tasks an idempotency key matched (position in the
@@ -52,11 +51,11 @@ end
 -- The runs, decoded once: task j is ids[j], specs[j], keys[j], parents_of[j], and its run's settings
 -- run_of[j], in batch order.
 local ids, specs, keys, parents_of, run_of = {}, {}, {}, {}, {}
-local RUN_HEADER = 6 -- kind, count, pool, priority, max_retries, ready_in
+local RUN_HEADER = 6 -- kind, count, pool, priority, max_retries, when
 local at, decoded = 7, 0 -- the next ARGV to read; tasks decoded so far
 while decoded < n do
   local run = { kind = ARGV[at], count = tonumber(ARGV[at + 1]), pool = ARGV[at + 2], prio = ARGV[at + 3],
-    maxr = ARGV[at + 4], ready_in = ARGV[at + 5] }
+    maxr = ARGV[at + 4], when = ARGV[at + 5] }
   at = at + RUN_HEADER
   local plain = run.kind == 'p'
   if part and not plain then return redis.error_reply('a staged task must be plain (no key, no parents)') end
@@ -144,12 +143,17 @@ for j = 1, n do
   local id, key, parents, h = ids[j], keys[j], parents_of[j], hashes[j]
   if run_of[j] ~= run then -- a run shares everything the fast path needs
     run = run_of[j]
-    local ready_ms = run.ready_in ~= '' and now + tonumber(run.ready_in) or now
-    ready_text = run.ready_in ~= '' and string.format('%d', ready_ms) or now_text
+    local ready_ms = now
+    if string.byte(run.when, 1) == 43 then -- "+"
+      ready_ms = now + tonumber(string.sub(run.when, 2))
+    elseif run.when ~= '' then
+      ready_ms = tonumber(run.when)
+    end
+    ready_text = run.when ~= '' and string.format('%d', ready_ms) or now_text
     status = ready_ms > now and 'scheduled' or 'queued'
     score = status == 'queued' and ready_score(run.prio, ready_ms) or ready_ms
-    run.short = run.prio == '0' and run.ready_in == ''
-    if part and run.ready_in == '' then
+    run.short = run.prio == '0' and run.when == ''
+    if part and run.when == '' then
       local target = 'q:' .. run.prio .. ':' .. run.pool
       listed[target] = listed[target] or {}
       run.short_list = listed[target]

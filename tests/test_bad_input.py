@@ -189,7 +189,7 @@ async def test_task_of_a_job_this_scheduler_does_not_know_is_recorded_dead(
 ) -> None:
     # Another instance sharing the storage may submit jobs this one never registered: the attempt fails
     # with UnknownJobError (no retries: they could not help), and the worker goes on.
-    spec = (None, "registered_elsewhere", "default", b"", 0, RETRIES, 0, None, None, [])
+    spec = (None, "registered_elsewhere", "default", b"", 0, RETRIES, 0, None, None, [], None)
     tid, created = await live.storage.submit(spec, live._clock.now_ms())
     assert created
     live.resume()  # wakes the fetchers: this submit went around the scheduler
@@ -315,7 +315,7 @@ async def test_storage_validates_job_and_pool_names_itself(kind: str) -> None:
     storage = MemoryStorage()
     name, pool = ("bad name", "default") if kind == "job name" else ("echo", "bad pool")
     with pytest.raises(errors.InvalidNameError) as excinfo:
-        await storage.submit((None, name, pool, b"", 0, 0, 0, None, None, []), 0)
+        await storage.submit((None, name, pool, b"", 0, 0, 0, None, None, [], None), 0)
     _refusal(excinfo, kind, _core.NAME_ALPHABET)
     assert len(storage._engine) == 0
 
@@ -367,7 +367,7 @@ async def test_priority_at_the_edges_is_accepted(autojump_clock: Any, live: Sche
 
 async def test_priority_out_of_range_is_refused_by_the_storage_too() -> None:
     storage = MemoryStorage()
-    spec = (None, "echo", "default", b"", _core.MAX_PRIORITY + 1, 0, 0, None, None, [])
+    spec = (None, "echo", "default", b"", _core.MAX_PRIORITY + 1, 0, 0, None, None, [], None)
     with pytest.raises(errors.InvalidOptionError) as excinfo:
         await storage.submit(spec, 0)
     _refusal(excinfo, "out of range")

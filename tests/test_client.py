@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -47,8 +48,7 @@ def test_a_delay_counts_on_the_servers_clock_whatever_the_submitters(
     server = redis.Redis.from_url(redis_url)
     with Client(redis_url, prefix=prefix) as client:
         client._now = lambda: int(time.time() * 1000) + skew_ms  # type: ignore[method-assign]
-        seconds, micros = server.time()
-        before = seconds * 1000 + micros // 1000
+        before = _server_ms(server)
         task_id = client.submit(Task("echo", delay=delay))
         info = client.get(task_id)
     server.close()
@@ -56,6 +56,26 @@ def test_a_delay_counts_on_the_servers_clock_whatever_the_submitters(
     assert info.run_at is not None
     due_in_ms = info.run_at.timestamp() * 1000 - before
     assert delay * 1000 <= due_in_ms < delay * 1000 + 1000, due_in_ms
+
+
+@pytest.mark.parametrize("skew_ms", [60_000, -60_000])
+def test_a_run_at_is_the_moment_it_names_on_the_servers_clock(redis_url: str, prefix: str, skew_ms: int) -> None:
+    """A run_at names a moment: the task is due then on the Redis server's clock, whatever the clock of
+    the machine that submitted it says."""
+    server = redis.Redis.from_url(redis_url)
+    with Client(redis_url, prefix=prefix) as client:
+        client._now = lambda: int(time.time() * 1000) + skew_ms  # type: ignore[method-assign]
+        moment = _server_ms(server) + 30_000
+        task_id = client.submit(Task("echo", run_at=datetime.fromtimestamp(moment / 1000, tz=UTC)))
+        info = client.get(task_id)
+    server.close()
+    assert info.status is TaskStatus.SCHEDULED
+    assert info.run_at is not None and abs(info.run_at.timestamp() * 1000 - moment) <= 1, info.run_at
+
+
+def _server_ms(server: redis.Redis) -> int:
+    seconds, micros = server.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def test_workers_run_what_the_client_submits(redis_url: str, prefix: str) -> None:

@@ -489,7 +489,8 @@ async def test_a_prefetched_task_whose_lease_went_unconfirmed_is_handed_back_not
         for task_id in [await s.submit(Task("sleep", "0.01")) for _ in range(3)]:
             await s.wait(task_id)
         s._storage.renew = failing_renew  # type: ignore[method-assign]
-        await s.submit(Task("sleep", "0.9"))  # shorter than a second: the pool goes on claiming ahead
+        # shorter than a second: the pool goes on claiming ahead; and shorter than the lease guard's 0.9 lease
+        await s.submit(Task("sleep", "0.85"))
         follower = await s.submit(Task("sleep", "0.02"))
         assert (await s.wait(follower, timeout=10)).status is TaskStatus.SUCCEEDED
-    assert claims.count("0.02") == 2, claims  # claimed ahead, handed back at 0.9 s unstarted, claimed again
+    assert claims.count("0.02") == 2, claims  # claimed ahead, handed back at 0.85 s unstarted, claimed again

@@ -18,7 +18,7 @@ def gaps(times: list[float]) -> list[float]:
 async def test_failures_recorded_in_one_call_each_go_their_own_way(storage):
     """The storage takes a flush's failures in one call: a retry due at once, a retry due later, a
     permanent error (dead), and a stale token, which alone is refused."""
-    spec = (None, "job", "default", b"", 0, 1, 0, None, None, [])
+    spec = (None, "job", "default", b"", 0, 1, 0, None, None, [], None)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([spec, spec, spec], 1000)]
         rows = {row[2]: row for row in await storage.claim("default", 3, 1, 5000, 1000)}

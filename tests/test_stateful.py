@@ -120,7 +120,7 @@ class StorageMachine(RuleBasedStateMachine):
             task_id = f"t{self.next_id}"
             self.next_id += 1
         run_at = None if delay is None else self.now + delay
-        return (task_id, "job", pool, b"payload", priority, max_retries, 0, None, run_at, [])
+        return (task_id, "job", pool, b"payload", priority, max_retries, 0, None, run_at, [], None)
 
     def _add(self, task_id: str, spec: tuple) -> None:
         assert task_id not in self.tasks, f"storage reused id {task_id}"
@@ -190,10 +190,10 @@ class StorageMachine(RuleBasedStateMachine):
     @rule(data=st.data(), in_batch=st.booleans())
     def submit_duplicate_id(self, data: st.DataObject, in_batch: bool) -> None:
         taken = data.draw(st.sampled_from(sorted(i for i in self.tasks if i.startswith("t"))))
-        dup = (taken, "job", "a", b"", 0, 0, 0, None, None, [])
+        dup = (taken, "job", "a", b"", 0, 0, 0, None, None, [], None)
         with pytest.raises(errors.DuplicateTaskError):
             if in_batch:
-                fresh = (f"fresh{self.next_id}", "job", "a", b"", 0, 0, 0, None, None, [])
+                fresh = (f"fresh{self.next_id}", "job", "a", b"", 0, 0, 0, None, None, [], None)
                 self.call("submit_many", [fresh, dup], self.now)
             else:
                 self.call("submit", dup, self.now)
@@ -459,7 +459,7 @@ async def test_claim_order_priority_then_ready_time_then_submission() -> None:
     storage = MemoryStorage()
 
     def spec(task_id: str, priority: int, run_at: int | None = None) -> tuple:
-        return (task_id, "job", "p", b"", priority, 0, 0, None, run_at, [])
+        return (task_id, "job", "p", b"", priority, 0, 0, None, run_at, [], None)
 
     await storage.submit(spec("late-ready", 0, T0 + 100), T0)  # ready at T0+100, submitted first
     await storage.submit(spec("low", -1), T0 + 10)
@@ -474,7 +474,7 @@ async def test_claim_order_priority_then_ready_time_then_submission() -> None:
 async def test_a_handed_back_task_keeps_its_place_in_line() -> None:
     storage = MemoryStorage()
     for task_id in ("one", "two", "three"):
-        await storage.submit((task_id, "job", "p", b"", 0, 0, 0, None, None, []), T0)
+        await storage.submit((task_id, "job", "p", b"", 0, 0, 0, None, None, [], None), T0)
     rows = await storage.claim("p", 1, 1, 1000, T0)
     assert rows[0][2] == "one"
     assert (await storage.hand_back_many([(rows[0][0], rows[0][1])], T0 + 5)) == 1
@@ -483,7 +483,7 @@ async def test_a_handed_back_task_keeps_its_place_in_line() -> None:
 
 async def test_crash_loop_goes_dead_after_max_lease_losses() -> None:
     storage = MemoryStorage(max_lease_losses=2)
-    await storage.submit(("loop", "job", "p", b"", 0, 5, 0, None, None, []), T0)
+    await storage.submit(("loop", "job", "p", b"", 0, 5, 0, None, None, [], None), T0)
     now = T0
     for loss in (1, 2):
         (row,) = await storage.claim("p", 1, 1, 100, now)

@@ -11,7 +11,7 @@ MAX_RETRIES: int
 NAME_ALPHABET: str
 LUA_SCRIPTS: dict[str, str]  # name -> source of lua/<name>.lua
 
-# (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents[(id, trigger)])
+# (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents[(id, trigger)], delay_ms)
 _SpecTuple = tuple[str | None, str, str, bytes, int, int, int, str | None, int | None, list[tuple[str, str]]]
 # (slot, token, id, name, payload, attempt, priority, timeout_ms)
 _ClaimTuple = tuple[int, int, str, str, bytes, int, int, int]

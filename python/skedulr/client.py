@@ -110,28 +110,24 @@ class Client:
     def _now(self) -> int:
         return int(time.time() * 1000)
 
-    def _spec(self, task: Task, now_ms: int) -> tuple[Any, ...]:
+    def _spec(self, task: Task) -> tuple[Any, ...]:
         if not isinstance(task, Task):
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
         max_retries = task.max_retries if task.max_retries is not None else self.default_max_retries
-        if task.delay is not None:
-            run_at_ms: int | None = now_ms + round(task.delay * 1000)
-        elif task.run_at is not None:
-            run_at_ms = round(task.run_at.timestamp() * 1000)
-        else:
-            run_at_ms = None
+        run_at_ms = None if task.run_at is None else round(task.run_at.timestamp() * 1000)
+        delay_ms = None if task.delay is None else round(task.delay * 1000)
         timeout_ms = max(1, round(task.timeout * 1000)) if task.timeout else 0
         return (task.id, task.name, task.pool, task.payload, task.priority, max_retries, timeout_ms, task.key,
-                run_at_ms, task.parents())  # fmt: skip
+                run_at_ms, task.parents(), delay_ms)  # fmt: skip
 
     def submit(self, task: Task) -> str:
         now = self._now()
-        ((task_id, _created),) = _run(self._storage.submit_many([self._spec(task, now)], now))
+        ((task_id, _created),) = _run(self._storage.submit_many([self._spec(task)], now))
         return task_id
 
     def submit_many(self, tasks: Iterable[Task]) -> list[str]:
         now = self._now()
-        specs = [self._spec(t, now) for t in tasks]
+        specs = [self._spec(t) for t in tasks]
         return [task_id for task_id, _ in _run(self._storage.submit_many(specs, now))]
 
     def get(self, task_id: str) -> TaskInfo:

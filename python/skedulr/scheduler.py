@@ -61,7 +61,7 @@ F = TypeVar("F", bound=JobFunction)
 _MAX_ERROR_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 32_000
 _MAX_POOL_SIZE = 10_000
-_SWEEP_BATCH = 1000  # the most ended tasks one sweep call forgets (RedisStorage); then it is called again
+_SWEEP_BATCH = 1000  # the most ended (or dead) tasks one sweep call forgets (RedisStorage); then it is called again
 CONTROL_HINT = "!control"  # a wake-up hint that is not a pool name: pool controls changed
 _OUTAGE_PAUSE = 0.5  # seconds between attempts while the storage is unreachable
 _OUTAGE_LOG_EVERY = 10.0  # seconds between warnings about the same outage
@@ -501,7 +501,7 @@ class Scheduler:
 
     # ----- submitting -----------------------------------------------------------------------------
 
-    def _spec(self, task: Task, now_ms: int) -> Spec:
+    def _spec(self, task: Task) -> Spec:
         if not isinstance(task, Task):
             raise InvalidOptionError(f"submit takes a skedulr.Task, not {type(task).__name__}")
         job = self._jobs.get(task.name)  # a registered job's name and a pool's name were checked then
@@ -512,20 +512,16 @@ class Scheduler:
             self._pool(task.pool)
         max_retries = task.max_retries if task.max_retries is not None else (job.retry or self.retry).max_retries
         timeout = task.timeout or job.timeout or self.default_timeout
-        if task.delay is not None:
-            run_at_ms: int | None = now_ms + round(task.delay * 1000)
-        elif task.run_at is not None:
-            run_at_ms = round(task.run_at.timestamp() * 1000)
-        else:
-            run_at_ms = None
+        run_at_ms = None if task.run_at is None else round(task.run_at.timestamp() * 1000)
+        delay_ms = None if task.delay is None else round(task.delay * 1000)
         timeout_ms = max(1, round(timeout * 1000)) if timeout else 0
         return (task.id, task.name, task.pool, task.payload, task.priority, max_retries, timeout_ms, task.key,
-                run_at_ms, task.parents())  # fmt: skip
+                run_at_ms, task.parents(), delay_ms)  # fmt: skip
 
     async def submit(self, task: Task) -> str:
         """Stores the task and returns its id (the existing task's id if its idempotency key is taken)."""
         now = self._clock.now_ms()
-        task_id, created = await self._storage.submit(self._spec(task, now), now)
+        task_id, created = await self._storage.submit(self._spec(task), now)
         if created:
             self._pools[task.pool].wake()
         return task_id
@@ -534,7 +530,7 @@ class Scheduler:
         """Submits a batch atomically (all or nothing). Tasks may name each other as parents by id."""
         tasks = list(tasks)
         now = self._clock.now_ms()
-        specs = [self._spec(t, now) for t in tasks]
+        specs = [self._spec(t) for t in tasks]
         out = await self._storage.submit_many(specs, now)
         for pool in {t.pool for t in tasks}:
             self._pools[pool].wake()
@@ -563,7 +559,7 @@ class Scheduler:
             raise InvalidOptionError("a schedule's task cannot have delay or run_at: the schedule sets its time")
         now = self._clock.now_ms()
         schedule_id = schedule_id or f"{task.name}.{os.urandom(6).hex()}"
-        await self._storage.add_schedule(schedule_id, kind, every, tz, self._spec(task, now), skip_if_running, now)
+        await self._storage.add_schedule(schedule_id, kind, every, tz, self._spec(task), skip_if_running, now)
         self._schedules_changed = True
         self._schedule_lot.unpark_all()
         return schedule_id
@@ -718,7 +714,9 @@ class Scheduler:
                 del self._running[task_id]
             if timeout:
                 scope.deadline = math.inf
-        if scope.cancel_called:  # the job swallowed the cancellation and returned or raised
+        # The job swallowed the cancellation and returned or raised (or, a sync job, ran to its end): its
+        # outcome stands only if the stop was the lease guard's, whose doubt the storage settles by token.
+        if scope.cancel_called and attempt.reason != "unconfirmed":
             outcome = self._settle_stopped(attempt, external=False)
             if middleware:
                 await self._after(ctx, outcome)
@@ -746,8 +744,10 @@ class Scheduler:
             self._record_failure(handle, token, task_id, attempt_no, error, self._jobs.get(attempt.ctx.name))
             self._flush_lot.unpark_all()
             return AttemptOutcome("failed", error=error)
-        if external or attempt.reason == "shutdown":
-            self._hand_back_rows([attempt.row])  # not the task's fault: no attempt counted
+        if external or attempt.reason in ("shutdown", "unconfirmed"):
+            # not the task's fault: no attempt counted. (After "unconfirmed", the lease may have run out
+            # meanwhile: the storage then refuses the hand-back, and the reaper has the task.)
+            self._hand_back_rows([attempt.row])
         # "cancel" and "lease": the storage has already moved the task on; nothing to report.
         return AttemptOutcome("cancelled")
 
@@ -904,8 +904,10 @@ class Scheduler:
     async def _lease_guard_loop(self) -> None:
         """Stops an attempt whose lease this instance could not renew for most of a lease (the storage
         unreachable, or too slow to answer): past the lease's end, another instance's reaper may hand the
-        task to someone else, and two runs at once are what leases are there to prevent. The task comes
-        back through the reaper, as from an instance that crashed (a lease loss)."""
+        task to someone else, and two runs at once are what leases are there to prevent. A job that was
+        cancelled is handed back (no attempt counted; refused if the lease did run out, and then the
+        reaper returns the task); a job that ended anyway (a sync job: a thread cannot be interrupted)
+        has its outcome recorded, which the storage refuses if the lease did run out."""
         kept_for = self.lease_ttl * _LEASE_KEPT
         while True:
             now = trio.current_time()
@@ -916,10 +918,10 @@ class Scheduler:
                 if attempt.confirmed_at + kept_for <= now:
                     log.warning(
                         "task %s: its lease was last renewed %.1fs ago (the storage did not answer); stopped "
-                        "here before the lease runs out, the reaper returns it to the queue",
+                        "here before the lease runs out, and handed back",
                         attempt.ctx.task_id, now - attempt.confirmed_at,
                     )  # fmt: skip
-                    attempt.stop("lease")
+                    attempt.stop("unconfirmed")
                 else:
                     oldest = min(oldest, attempt.confirmed_at)
             self._lease_guard_wakes_at = oldest + kept_for
@@ -955,8 +957,9 @@ class Scheduler:
                 await self._schedule_lot.park()
 
     async def _sweep_loop(self) -> None:
-        # A tenth of the retention, so ended tasks never outstay it by much (within 1 s to 60 s).
-        every = min(60.0, max(1.0, self._storage.retention_ms / 10_000))
+        # A tenth of the shorter retention, so ended and dead tasks never outstay theirs by much (1 s to 60 s).
+        retention_ms = min(self._storage.retention_ms, self._storage.dead_retention_ms or self._storage.retention_ms)
+        every = min(60.0, max(1.0, retention_ms / 10_000))
         while True:
             await trio.sleep(every)
             while await self._storage.sweep(self._clock.now_ms()) >= _SWEEP_BATCH:

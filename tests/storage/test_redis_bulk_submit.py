@@ -101,7 +101,7 @@ class _Payload:
 
 @given(st.lists(st.integers(0, 3 * redis_storage._GROUP_BYTES // 2), max_size=40), st.integers(1, 5))
 def test_parts_keep_order_and_stay_within_their_limits(sizes: list[int], part_limit: int) -> None:
-    specs = [(None, "job", "default", _Payload(size), 0, 0, 0, None, None, []) for size in sizes]
+    specs = [(None, "job", "default", _Payload(size), 0, 0, 0, None, None, [], None) for size in sizes]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(redis_storage, "_STAGE_PART", part_limit)
         parts = list(redis_storage._parts(specs))

@@ -11,7 +11,7 @@ from skedulr import RedisStorage
 
 
 async def _running_task_without_pool(storage: RedisStorage, redis_url: str) -> tuple[str, int]:
-    ((task_id, _),) = await storage.submit_many([(None, "job", "default", b"", 0, 0, 0, None, None, [])], 1000)
+    ((task_id, _),) = await storage.submit_many([(None, "job", "default", b"", 0, 0, 0, None, None, [], None)], 1000)
     ((handle, token, *_),) = await storage.claim("default", 1, 1, 5000, 1000)
     client = redis.Redis.from_url(redis_url)
     assert client.hdel(storage._key("t", task_id), "pool") == 1

@@ -1,7 +1,7 @@
 """A worker that cannot renew a lease (Redis stopped answering: frozen here with SIGSTOP, as a network
 partition would look) stops the job before the lease can have run out, so no other instance can start the
 task while it still runs here. Once Redis answers again, the task comes back through the reaper and runs
-to the end."""
+to the end (handed back, or reaped if its lease ran out meanwhile)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+import redis
 import trio
 
+import skedulr.scheduler as scheduler_module
 from redis_fixtures import RedisServer, free_port
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 
@@ -54,6 +57,51 @@ async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(t
             assert stopped[0] - frozen_at < LEASE, "stopped only after the lease could have run out"
             info = await sched.wait(task_id, timeout=LEASE * 10)
         assert info.status is TaskStatus.SUCCEEDED and info.result == "second run", info
-        assert len(started) == 2 and info.lease_losses == 1
+        # handed back once Redis answered, or reaped first if its lease had run out by then
+        assert len(started) == 2 and info.lease_losses <= 1 and info.attempts == 1, info
+    finally:
+        server.stop()
+
+
+async def test_a_sync_job_the_guard_stopped_keeps_its_result_when_the_lease_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread cannot be interrupted: a sync job the guard stopped (it sees `ctx.cancelled`) may still run
+    to its end. Its outcome is then recorded, fenced by its token: here Redis answered again before the
+    lease ran out, so the result stands, with no second run and no lease loss."""
+    monkeypatch.setattr(scheduler_module, "_LEASE_KEPT", 0.5)  # the guard acts at half a lease unconfirmed
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        assert server._process is not None
+        pid = server._process.pid
+        sched = Scheduler(storage=RedisStorage(server.url, prefix="guard-sync"), lease_ttl=LEASE)
+        runs: list[bool] = []  # whether each run saw ctx.cancelled
+
+        @sched.job("slow")
+        def slow(ctx):  # type: ignore[no-untyped-def]
+            deadline = time.monotonic() + LEASE * 1.5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+            runs.append(ctx.cancelled)
+            return "first run"
+
+        client = redis.Redis.from_url(server.url)
+        async with sched:
+            task_id = await sched.submit(Task("slow"))
+            lease_key = sched.storage._key("leases")  # type: ignore[attr-defined]
+            with trio.fail_after(5):  # a renewal has just moved the lease on: freeze Redis right after it
+                while (first := client.zscore(lease_key, task_id)) is None:
+                    await trio.sleep(0.005)
+                while client.zscore(lease_key, task_id) == first:
+                    await trio.sleep(0.005)
+            os.kill(pid, signal.SIGSTOP)
+            await trio.sleep(LEASE * 0.75)  # past the guard's half lease, before the lease's end
+            os.kill(pid, signal.SIGCONT)
+            info = await sched.wait(task_id, timeout=LEASE * 5)
+        client.close()
+        assert runs == [True], runs
+        assert info.status is TaskStatus.SUCCEEDED and info.result == "first run", info
+        assert (info.attempts, info.lease_losses) == (1, 0), info
     finally:
         server.stop()

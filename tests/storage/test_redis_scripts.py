@@ -8,7 +8,7 @@ import redis
 
 from skedulr import RedisStorage
 
-SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [])
+SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
 
 
 async def test_a_resubmitted_task_that_succeeds_drops_its_old_error(redis_url: str) -> None:
@@ -63,6 +63,43 @@ async def test_every_write_with_a_stale_token_is_refused_and_changes_nothing(red
         client = redis.Redis.from_url(redis_url)
         assert client.zscore(storage._key("leases"), task_id) == 7000  # the new attempt's lease, as claimed
         client.close()
+
+
+async def test_a_large_batch_of_outcomes_goes_in_calls_of_about_a_mib(redis_url: str) -> None:
+    """Forty failures with 40 KB tracebacks (1.6 MB) go in two script calls, not one; all are recorded,
+    and a stale token among them is still refused."""
+    storage = RedisStorage(redis_url, prefix="scripts-chunks", use_client_clock=True)
+    async with storage.session():
+        await storage.submit_many([SPEC] * 40, 1000)
+        rows = await storage.claim("default", 40, 1, 5000, 1000)
+        stale = (rows[-1][0], rows[-1][1] + 1000)
+        tb = "x" * 40_000
+        client = redis.Redis.from_url(redis_url)
+        before = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+        refused = await storage.fail_many(
+            [(r[0], r[1], "E: x", tb, None) for r in rows] + [(*stale, "E", tb, None)], 1100
+        )
+        calls = client.info("commandstats")["cmdstat_evalsha"]["calls"] - before
+        client.close()
+        assert refused == [stale]
+        assert calls == 2, calls
+        infos = [await storage.get(r[2], 1200) for r in rows]
+        assert all(i.status.value == "dead" and i.traceback == tb for i in infos)
+
+
+async def test_purging_dead_tasks_passes_over_one_gone_or_resubmitted_since_it_was_listed(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="scripts-purge-dead", use_client_clock=True)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 3, 1000)]
+        rows = await storage.claim("default", 3, 1, 5000, 1000)
+        assert await storage.fail_many([(r[0], r[1], "E: x", "tb", None) for r in rows], 1100) == []
+        listed = [info.id for info in (await storage.list_tasks(["dead"], None, None, None, 10, None, 1200)).tasks]
+        assert sorted(listed) == sorted(ids)
+        await storage.purge(ids[0])  # (as the sweep would)
+        await storage.resubmit(ids[1], 1300)
+        args = [storage.tag, "", "dead", *listed]
+        assert [x.decode() for x in await storage._eval("purge", storage._purge_keys(), args)] == [ids[2]]
+        assert (await storage.get(ids[1], 1400)).status.value == "queued"
 
 
 async def test_a_claim_for_no_task_claims_nothing(redis_url: str) -> None:

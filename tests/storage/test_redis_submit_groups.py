@@ -80,7 +80,7 @@ async def test_bad_input_fails_before_joining_a_group(redis_url: str) -> None:
         async def submitter(i: int) -> None:
             if i == 3:  # past the scheduler's own checks, as a storage caller could send it
                 with pytest.raises(InvalidNameError):
-                    await sched.storage.submit(("bad id!", "job", "default", b"", 0, 0, 0, None, None, []), 0)
+                    await sched.storage.submit(("bad id!", "job", "default", b"", 0, 0, 0, None, None, [], None), 0)
             else:
                 good.append(await sched.submit(Task("job")))
 

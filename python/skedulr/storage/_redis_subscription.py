@@ -178,8 +178,9 @@ class Subscription:
                     data = await stream.receive_some(65536)
             feed(reader, data)
             if self._take(reader):
-                # Let the tasks a handler woke (a runner given a handed task) go first: reading again
-                # costs a failed recv and an epoll re-arm, which would otherwise come before the job.
+                # Yield before reading again: the tasks a handler woke (a runner given a handed task) and
+                # this one then share the loop's next turn, in an order Trio picks at random, so the job
+                # no longer always waits for this task's failed recv and epoll re-arm (measured ~25 µs).
                 await trio.lowlevel.checkpoint()
 
     def _take(self, reader: hiredis.Reader) -> bool:

@@ -21,10 +21,12 @@ from ..task import TaskInfo, TaskPage
 ClaimRow = tuple[Any, int, str, str, bytes, int, int, int]
 Held = tuple[Any, int]  # (handle, token)
 Failure = tuple[Any, int, str, str, int | None]  # (handle, token, error, traceback, retry delay ms)
-Spec = tuple[Any, ...]  # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
+# (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents, delay_ms): run_at_ms is
+# a moment (epoch ms, on the storage's clock), delay_ms a distance from when the storage stores the task
+Spec = tuple[Any, ...]
 
 
-def dead_retention_ms(seconds: float | None) -> int | None:
+def parse_dead_retention(seconds: float | None) -> int | None:
     """A storage's `dead_retention` option in ms: None keeps dead tasks until resubmitted or purged."""
     if seconds is None:
         return None
@@ -49,6 +51,8 @@ class Storage(Protocol):
     poll_interval: float | None
     # How long (ms) an ended task other than a dead one stays readable before `sweep` forgets it.
     retention_ms: int
+    # How long (ms) a dead task stays in the dead letter queue before `sweep` forgets it (None: for good).
+    dead_retention_ms: int | None
 
     def session(self) -> AbstractAsyncContextManager[None]:
         """Holds what a running scheduler needs (connections); entered for the length of `run`."""

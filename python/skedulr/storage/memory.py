@@ -15,7 +15,7 @@ import trio
 
 from .. import _core
 from ..task import TaskInfo, TaskPage
-from .base import ClaimRow, Failure, Held, Spec, dead_retention_ms, parse_cursor
+from .base import ClaimRow, Failure, Held, Spec, parse_cursor, parse_dead_retention
 
 
 class MemoryStorage:
@@ -36,7 +36,7 @@ class MemoryStorage:
         max_lease_losses: int = 3,
     ) -> None:
         self.retention_ms = int(retention * 1000)
-        self.dead_retention_ms = dead_retention_ms(dead_retention)
+        self.dead_retention_ms = parse_dead_retention(dead_retention)
         self._engine = _core.Engine(
             max_payload_bytes=max_payload_bytes,
             key_ttl_ms=int(key_ttl * 1000),

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, nullcontext, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -35,8 +35,7 @@ from . import _scripts
 from ._redis_direct import DirectConnection
 from ._redis_io import RedisConnection, acquire_at_once, open_connection, redact_url
 from ._redis_subscription import open_subscription
-from .base import ClaimRow, Failure, Held, Spec, parse_cursor
-from .base import dead_retention_ms as _dead_retention_ms
+from .base import ClaimRow, Failure, Held, Spec, parse_cursor, parse_dead_retention
 
 log = logging.getLogger("skedulr")
 
@@ -61,10 +60,11 @@ MIN_REDIS_VERSION = (6, 2)
 # The key layout of lua/_lib.lua, noted under {p}:layout by the first instance: instances of a version with
 # another layout must not share a prefix (one would misread what the other stored). 2: list members and
 # hand-offs (2026-11-28).
-LAYOUT = 2
-_SWEEP_BATCH = 1000  # ended tasks forgotten per sweep call: short scripts, called again while more are due
+LAYOUT = 3
+_SWEEP_BATCH = 1000  # ended (or dead) tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
+_OUTCOME_CALL_BYTES = 1 << 20  # most bytes of results or tracebacks recorded in one script call
 _STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of plain tasks are staged)
 _STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
 _IDLE_MARGIN_MS = 2000  # an idle instance stands ready for hand-offs this much longer than its poll interval
@@ -73,8 +73,8 @@ _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what i
 _COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (~1 µs per delayed task)
 
 
-# A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, ready_in_ms, parents
-_TaskArgs = tuple[str, bytes, str, int, int, str, int | str, str]
+# A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, when, parents
+_TaskArgs = tuple[str, bytes, str, int, int, str, str, str]
 
 
 def _runs(ordered: list[_TaskArgs]) -> list[Any]:
@@ -84,12 +84,12 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
     out: list[Any] = []
     settings: tuple[Any, ...] = ()
     count_at = 0
-    for task_id, spec, pool, priority, max_retries, key, ready_in, parents in ordered:
+    for task_id, spec, pool, priority, max_retries, key, when, parents in ordered:
         kind = "f" if key or parents else "p"
-        if (kind, pool, priority, max_retries, ready_in) != settings:
-            settings = (kind, pool, priority, max_retries, ready_in)
+        if (kind, pool, priority, max_retries, when) != settings:
+            settings = (kind, pool, priority, max_retries, when)
             count_at = len(out) + 1
-            out += [kind, 0, pool, priority, max_retries, ready_in]
+            out += [kind, 0, pool, priority, max_retries, when]
         out[count_at] += 1
         if kind == "p":
             out += [task_id, spec]
@@ -98,9 +98,40 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
     return out
 
 
+T = TypeVar("T")
+
+
+def _by_bytes(items: list[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
+    """`items` in runs of at most `_OUTCOME_CALL_BYTES` (by `size_of`; at least one item each), so that
+    no call of a large batch of outcomes (results, tracebacks) waits long on the network."""
+    run: list[T] = []
+    size = 0
+    for item in items:
+        item_size = size_of(item)
+        if run and size + item_size > _OUTCOME_CALL_BYTES:
+            yield run
+            run, size = [], 0
+        run.append(item)
+        size += item_size
+    if run:
+        yield run
+
+
+def _held(flat: list[Any]) -> list[Held]:
+    """(id, token) pairs from a script's flat reply."""
+    return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def _when(run_at_ms: int | None, delay_ms: int | None) -> str:
+    """A task's start as lua/submit.lua takes it: "" (now), "+<ms>" (a delay) or "<epoch ms>"."""
+    if delay_ms is not None:
+        return f"+{delay_ms}"
+    return "" if run_at_ms is None else str(run_at_ms)
+
+
 def _can_stage(spec: Spec) -> bool:
     """Whether a task can be staged: no id given (so a random one nobody knows yet), no key, no parents."""
-    task_id, _name, _pool, _payload, _priority, _retries, _timeout, key, _run_at, parents = spec
+    task_id, _name, _pool, _payload, _priority, _retries, _timeout, key, _run_at, parents, _delay = spec
     return task_id is None and key is None and not parents
 
 
@@ -182,7 +213,7 @@ class RedisStorage:
         self.prefix = prefix
         self.tag = "{" + prefix + "}"
         self.retention_ms = int(retention * 1000)
-        self.dead_retention_ms = _dead_retention_ms(dead_retention)
+        self.dead_retention_ms = parse_dead_retention(dead_retention)
         self.key_ttl_ms = int(key_ttl * 1000)
         self.max_payload_bytes = max_payload_bytes
         self.max_lease_losses = max_lease_losses
@@ -364,11 +395,11 @@ class RedisStorage:
 
     # ----- submit -----------------------------------------------------------------------------------
 
-    def _task_args(self, spec: Spec, now_ms: int, new_id: str | None = None) -> _TaskArgs:
+    def _task_args(self, spec: Spec, new_id: str | None = None) -> _TaskArgs:
         """The task as lua/submit.lua takes it, under `new_id` if given (a task without an id of its own).
-        Its start time goes as a distance from `now_ms`, the caller's now, which the script adds to its
-        own now (the server's clock): a delay is a delay, whatever the two clocks say."""
-        task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents = spec
+        A delay goes as "+<ms>", which the script adds to its own now (the server's clock): a delay is a
+        delay, whatever the submitting machine's clock says; a run_at goes as the moment it names."""
+        task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents, delay_ms = spec
         task_id = new_id or task_id
         _core.validate_name("job name", name)
         _core.validate_name("pool name", pool)
@@ -384,7 +415,7 @@ class RedisStorage:
                 "elsewhere and pass a reference"
             )
         return (task_id, _pack_spec(name, timeout_ms, priority, payload), pool, priority, max_retries, key or "",
-                "" if run_at_ms is None else run_at_ms - now_ms,
+                _when(run_at_ms, delay_ms),
                 "\n".join(f"{t}:{p}" for p, t in parents) if parents else "")  # fmt: skip
 
     async def submit(self, spec: Spec, now_ms: int) -> tuple[str, bool]:
@@ -395,7 +426,7 @@ class RedisStorage:
         if spec[9]:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
-        task_args = self._task_args(spec, now_ms, None if spec[0] else _new_id())
+        task_args = self._task_args(spec, None if spec[0] else _new_id())
         if self._gathering is None and not self._submit_lock.locked():
             # Nothing in flight: a group of one, sent at once. (This is the latency path from submit to
             # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
@@ -471,7 +502,7 @@ class RedisStorage:
                 raise CycleError(f"task {s[0]!r} names itself as a parent")
         order = _core.topological_order([[index[p] for p, _ in s[9] if p in index] for s in specs])
         ordered = [specs[i] for i in order]
-        matched = await self._submit_script([self._task_args(s, now_ms) for s in ordered], now_ms)
+        matched = await self._submit_script([self._task_args(s) for s in ordered], now_ms)
         by_id = {s[0]: matched.get(k, (s[0], True)) for k, s in enumerate(ordered)}
         return [by_id[s[0]] for s in specs]
 
@@ -499,7 +530,7 @@ class RedisStorage:
 
         def parts() -> Iterator[tuple[list[str], list[Any]]]:
             for number, part_specs in enumerate(_parts(specs), 1):
-                part = [self._task_args(s, now_ms, _new_id()) for s in part_specs]
+                part = [self._task_args(s, _new_id()) for s in part_specs]
                 ids.extend(t[0] for t in part)
                 yield keys, [self.tag, now, self.key_ttl_ms, number, _STAGE_MS, len(part), *_runs(part)]
 
@@ -555,25 +586,28 @@ class RedisStorage:
                 return rows
 
     async def succeed_many(self, items: list[tuple[Any, int, bytes | None]], now_ms: int) -> list[Held]:
-        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
-        for task_id, token, result in items:
-            args += [task_id, token, result or b""]
-        flat = await self._eval("succeed", [self._key("leases")], args)
-        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        refused: list[Held] = []
+        for chunk in _by_bytes(items, lambda item: len(item[2] or b"")):
+            args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
+            for task_id, token, result in chunk:
+                args += [task_id, token, result or b""]
+            refused += _held(await self._eval("succeed", [self._key("leases")], args))
+        return refused
 
     async def fail_many(self, items: list[Failure], now_ms: int) -> list[Held]:
-        args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
-        for task_id, token, error, traceback, retry_delay_ms in items:
-            args += [task_id, token, error, traceback, "" if retry_delay_ms is None else retry_delay_ms]
-        flat = await self._eval("fail", [self._key("leases")], args)
-        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        refused: list[Held] = []
+        for chunk in _by_bytes(items, lambda item: len(item[2]) + len(item[3])):  # error and traceback
+            args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
+            for task_id, token, error, traceback, retry_delay_ms in chunk:
+                args += [task_id, token, error, traceback, "" if retry_delay_ms is None else retry_delay_ms]
+            refused += _held(await self._eval("fail", [self._key("leases")], args))
+        return refused
 
     async def leave_idle(self, hand_id: str, pools: list[str]) -> list[Held]:
         """No more hand-offs to this instance in `pools` until it claims there again (see `claim`).
         Returns the tasks handed to it there that it still holds: the caller hands back those it has not
         seen (their message is on its way, or lost)."""
-        flat = await self._eval("leave_idle", [], [self.tag, hand_id, *pools])
-        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return _held(await self._eval("leave_idle", [], [self.tag, hand_id, *pools]))
 
     async def hand_back_many(self, items: list[Held], now_ms: int) -> int:
         args: list[Any] = [self.tag, self._now(now_ms), self.key_ttl_ms]
@@ -585,8 +619,7 @@ class RedisStorage:
         args: list[Any] = [self.tag, self._now(now_ms), lease_ms]
         for task_id, token in held:
             args += [task_id, token]
-        flat = await self._eval("renew", [self._key("leases")], args)
-        return [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return _held(await self._eval("renew", [self._key("leases")], args))
 
     async def reap(self, now_ms: int) -> list[tuple[Any, int, str, bool]]:
         args = [self.tag, self._now(now_ms), self.max_lease_losses, self.key_ttl_ms, 1000]
@@ -649,7 +682,8 @@ class RedisStorage:
         ids = [info.id for info in await self._dead(name, pool, query, limit, 0)]
         if not ids:
             return []
-        return [_text(x) for x in await self._eval("purge", self._purge_keys(), [self.tag, "", "ids", *ids])]
+        # ("dead": one swept or resubmitted since it was listed is passed over, not an error)
+        return [_text(x) for x in await self._eval("purge", self._purge_keys(), [self.tag, "", "dead", *ids])]
 
     def _purge_keys(self) -> list[str]:
         return [self._key("all"), self._key("ended"), self._key("dead"), self._key("died")]
@@ -794,7 +828,6 @@ class RedisStorage:
             delay = min(delay * 2, 0.25)
 
     async def sweep(self, now_ms: int) -> int:
-        # bulk submits abandoned half-way (their client died): invisible tasks, dropped after their deadline
         now = await self._server_now(now_ms)
         dead_cutoff = "" if self.dead_retention_ms is None else now - self.dead_retention_ms
         args = [self.tag, "", "sweep", now - self.retention_ms, _SWEEP_BATCH, dead_cutoff]
@@ -811,10 +844,10 @@ class RedisStorage:
         self, schedule_id: str, kind: str, every: str, tz: str, template: Spec, skip_if_running: bool, now_ms: int
     ) -> int:
         _core.validate_name("schedule id", schedule_id)
-        _, name, pool, payload, priority, max_retries, timeout_ms, key, _, parents = template
+        _, name, pool, payload, priority, max_retries, timeout_ms, key, _, parents, _ = template
         if key is not None or parents:
             raise InvalidOptionError("a schedule's task cannot have an idempotency key or parents")
-        self._task_args(template, now_ms)
+        self._task_args(template)
         now = await self._server_now(now_ms)
         first = _next_fire(kind, every, tz, now, None)
         skip = "1" if skip_if_running else "0"

@@ -11,7 +11,7 @@ use skedulr_core::task::{Finish, Status, TaskFilter, TaskSpec, TaskView};
 use crate::cron::parse_cron_and_zone;
 use crate::errors::{to_py, InvalidOptionError};
 
-/// (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents)
+/// (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents, delay_ms)
 type SpecTuple<'py> = (
     Option<String>,
     String,
@@ -23,6 +23,7 @@ type SpecTuple<'py> = (
     Option<String>,
     Option<i64>,
     Vec<(String, String)>,
+    Option<i64>,
 );
 
 /// (cancelled now, the lease it held if running, the status it had already ended in)
@@ -47,8 +48,22 @@ pub fn trigger_name(t: Trigger) -> &'static str {
     }
 }
 
-fn spec_from(t: SpecTuple<'_>) -> PyResult<TaskSpec> {
-    let (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents) = t;
+/// A task spec as the engine takes it; a delay counts from `now_ms`, the moment of submitting.
+fn spec_from(t: SpecTuple<'_>, now_ms: i64) -> PyResult<TaskSpec> {
+    let (
+        id,
+        name,
+        pool,
+        payload,
+        priority,
+        max_retries,
+        timeout_ms,
+        key,
+        run_at_ms,
+        parents,
+        delay_ms,
+    ) = t;
+    let run_at_ms = run_at_ms.or(delay_ms.map(|d| now_ms.saturating_add(d)));
     Ok(TaskSpec {
         id,
         name,
@@ -173,7 +188,10 @@ impl Engine {
     }
 
     fn submit(&mut self, spec: SpecTuple<'_>, now_ms: i64) -> PyResult<(String, bool)> {
-        let s = self.inner.submit(spec_from(spec)?, now_ms).map_err(to_py)?;
+        let s = self
+            .inner
+            .submit(spec_from(spec, now_ms)?, now_ms)
+            .map_err(to_py)?;
         Ok((s.id, s.created))
     }
 
@@ -184,7 +202,7 @@ impl Engine {
     ) -> PyResult<Vec<(String, bool)>> {
         let specs = specs
             .into_iter()
-            .map(spec_from)
+            .map(|spec| spec_from(spec, now_ms))
             .collect::<PyResult<Vec<_>>>()?;
         let out = self.inner.submit_many(specs, now_ms).map_err(to_py)?;
         Ok(out.into_iter().map(|s| (s.id, s.created)).collect())
@@ -435,7 +453,7 @@ impl Engine {
         let spec = ScheduleSpec {
             id,
             every,
-            template: spec_from(template)?,
+            template: spec_from(template, now_ms)?,
             skip_if_running,
         };
         self.inner.add_schedule(spec, now_ms).map_err(to_py)
