@@ -2,7 +2,8 @@
 
 The machine submits (single and batch), claims from two pools with varying batch sizes (a pool resized at
 runtime claims with a different `max`), succeeds, fails with and without a retry delay, hands back, renews,
-cancels, resubmits, moves the clock and reaps. It also replays ended leases' (slot, token) pairs, which
+cancels, resubmits, purges, moves the clock, reaps and sweeps (ended tasks past a short retention, dead
+ones past a longer one), so slots are reused. It also replays ended leases' (slot, token) pairs, which
 the storage must refuse. After every step it compares the storage with the model: every task in exactly
 one state, none lost, counts per pool and status, attempts, lease losses, run times, the leases each owner
 holds, and when the next delayed task of each pool is due. Each claim is checked against the model's
@@ -41,6 +42,8 @@ T0 = 1_700_000_000_000  # epoch ms the machine starts at
 POOLS = ("a", "b")
 OWNERS = (1, 2)
 MAX_LEASE_LOSSES = 2
+RETENTION_MS = 300  # ended tasks other than dead ones, then swept
+DEAD_RETENTION_MS = 700  # dead ones
 PRIORITIES = st.sampled_from([-1000, -3, -1, 0, 0, 0, 1, 2, 1000])
 DELAYS = st.sampled_from([None, None, 0, 40, 250])
 RETRY_DELAYS = st.sampled_from([None, 0, 60, 300])
@@ -76,6 +79,11 @@ class ModelTask:
     lease_losses: int = 0
     lease: Lease | None = None
     slot: int | None = None
+    finished_ms: int = 0  # when it entered its terminal state
+
+    def end(self, status: str, now: int) -> None:
+        self.status = status
+        self.finished_ms = now
 
     def effective(self, now: int) -> str:
         """The status the storage reports at `now` (it promotes due scheduled and retrying tasks)."""
@@ -91,7 +99,12 @@ class StorageMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.storage: MemoryStorage | None = trio.from_thread.run_sync(
-            functools.partial(MemoryStorage, max_lease_losses=MAX_LEASE_LOSSES)
+            functools.partial(
+                MemoryStorage,
+                max_lease_losses=MAX_LEASE_LOSSES,
+                retention=RETENTION_MS / 1000,
+                dead_retention=DEAD_RETENTION_MS / 1000,
+            )
         )
         self.now = T0
         self.tasks: dict[str, ModelTask] = {}
@@ -243,7 +256,7 @@ class StorageMachine(RuleBasedStateMachine):
         assert sorted(map(tuple, refused)) == sorted(stale)
         for task in tasks:
             self._end_lease(task)
-            task.status = "succeeded"
+            task.end("succeeded", self.now)
 
     @precondition(lambda self: bool(self._running()))
     @rule(data=st.data(), retry_delay=RETRY_DELAYS)
@@ -261,7 +274,7 @@ class StorageMachine(RuleBasedStateMachine):
             task.ready_ms = self.now + retry_delay
             task.status = "retrying" if retry_delay > 0 else "queued"
         else:
-            task.status = "dead"
+            task.end("dead", self.now)
 
     @rule(data=st.data())
     def hand_back_many(self, data: st.DataObject) -> None:
@@ -332,7 +345,7 @@ class StorageMachine(RuleBasedStateMachine):
             expected.append((lease.slot, lease.token, task.id, dead))
             self._end_lease(task)
             if dead:
-                task.status = "dead"
+                task.end("dead", self.now)
             else:
                 self._requeue(task)
         assert sorted(map(tuple, reaped)) == sorted(expected)
@@ -360,7 +373,7 @@ class StorageMachine(RuleBasedStateMachine):
             self._end_lease(task)
         else:
             assert lease is None
-        task.status = "cancelled"
+        task.end("cancelled", self.now)
 
     @precondition(lambda self: bool(self.tasks))
     @rule(data=st.data())
@@ -377,6 +390,33 @@ class StorageMachine(RuleBasedStateMachine):
         task.lease_losses = 0
         task.ready_ms = self.now
         task.status = "queued"
+        task.finished_ms = 0
+
+    @precondition(lambda self: bool(self.tasks))
+    @rule(data=st.data())
+    def purge(self, data: st.DataObject) -> None:
+        task = data.draw(st.sampled_from(sorted(self.tasks.values(), key=lambda t: t.seq)))
+        if task.status not in TERMINAL:
+            with pytest.raises(errors.InvalidStateError):
+                self.call("purge", task.id)
+            return
+        self.call("purge", task.id)
+        del self.tasks[task.id]
+
+    @rule(ms=st.integers(0, 800))
+    def sweep(self, ms: int) -> None:
+        """Forgets ended tasks past the retention and dead ones past the dead letter queue's."""
+        self.now += ms
+        swept = self.call("sweep", self.now)
+        gone = [
+            t.id
+            for t in self.tasks.values()
+            if t.status in TERMINAL
+            and t.finished_ms < self.now - (DEAD_RETENTION_MS if t.status == "dead" else RETENTION_MS)
+        ]
+        assert swept == len(gone)
+        for task_id in gone:
+            del self.tasks[task_id]
 
     # ----- checks after every step ----------------------------------------------------------------
 
