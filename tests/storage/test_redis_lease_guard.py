@@ -21,13 +21,26 @@ from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 LEASE = 1.5  # seconds
 
 
+async def _wait_for_a_renewal(client: redis.Redis, lease_key: str, task_id: str) -> float:
+    """Waits until the task's lease has just been renewed (its deadline moved), and returns that deadline
+    as a `time.monotonic()` moment: Redis frozen now stays frozen for the most time the lease allows."""
+    with trio.fail_after(10):
+        while (first := client.zscore(lease_key, task_id)) is None:
+            await trio.sleep(0.005)
+        while (deadline := client.zscore(lease_key, task_id)) == first:
+            await trio.sleep(0.005)
+    seconds, micros = client.time()
+    return time.monotonic() + (deadline - (seconds * 1000 + micros // 1000)) / 1000
+
+
 async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(tmp_path: Path) -> None:
+    lease = 3.0  # (the guard acts at 90 %: 0.3 s before the lease's end)
     server = RedisServer(tmp_path / "redis", free_port())
     server.start()
     try:
         assert server._process is not None
         pid = server._process.pid
-        sched = Scheduler(storage=RedisStorage(server.url, prefix="guard"), lease_ttl=LEASE)
+        sched = Scheduler(storage=RedisStorage(server.url, prefix="guard"), lease_ttl=lease)
         started: list[float] = []
         stopped: list[float] = []
 
@@ -41,21 +54,20 @@ async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(t
             finally:
                 stopped.append(time.monotonic())
 
+        client = redis.Redis.from_url(server.url)
         async with sched:
             task_id = await sched.submit(Task("long"))
-            with trio.fail_after(5):
-                while not started:
-                    await trio.sleep(0.01)
-            frozen_at = time.monotonic()  # Redis last answered before this
+            lease_ends = await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGSTOP)
             try:
-                with trio.fail_after(LEASE * 3):
+                with trio.fail_after(lease * 2):
                     while not stopped:
                         await trio.sleep(0.01)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            assert stopped[0] - frozen_at < LEASE, "stopped only after the lease could have run out"
-            info = await sched.wait(task_id, timeout=LEASE * 10)
+            assert stopped[0] < lease_ends, f"stopped {stopped[0] - lease_ends:.3f}s after the lease could run out"
+            info = await sched.wait(task_id, timeout=lease * 5)
+        client.close()
         assert info.status is TaskStatus.SUCCEEDED and info.result == "second run", info
         # handed back once Redis answered, or reaped first if its lease had run out by then
         assert len(started) == 2 and info.lease_losses <= 1 and info.attempts == 1, info
@@ -89,12 +101,7 @@ async def test_a_sync_job_the_guard_stopped_keeps_its_result_when_the_lease_held
         client = redis.Redis.from_url(server.url)
         async with sched:
             task_id = await sched.submit(Task("slow"))
-            lease_key = sched.storage._key("leases")  # type: ignore[attr-defined]
-            with trio.fail_after(5):  # a renewal has just moved the lease on: freeze Redis right after it
-                while (first := client.zscore(lease_key, task_id)) is None:
-                    await trio.sleep(0.005)
-                while client.zscore(lease_key, task_id) == first:
-                    await trio.sleep(0.005)
+            await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGSTOP)
             await trio.sleep(LEASE * 0.75)  # past the guard's half lease, before the lease's end
             os.kill(pid, signal.SIGCONT)
