@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,18 @@ from redis_fixtures import RedisServer, free_port
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 
 LEASE = 1.5  # seconds
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A redis-server of this test's own, to freeze: its URL and pid."""
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        assert server._process is not None
+        yield server.url, server._process.pid
+    finally:
+        server.stop()
 
 
 async def _wait_for_a_renewal(client: redis.Redis, lease_key: str, task_id: str) -> float:
@@ -33,82 +46,70 @@ async def _wait_for_a_renewal(client: redis.Redis, lease_key: str, task_id: str)
     return time.monotonic() + (deadline - (seconds * 1000 + micros // 1000)) / 1000
 
 
-async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(tmp_path: Path) -> None:
+async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(own_redis: tuple[str, int]) -> None:
+    url, pid = own_redis
     lease = 3.0  # (the guard acts at 90 %: 0.3 s before the lease's end)
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    try:
-        assert server._process is not None
-        pid = server._process.pid
-        sched = Scheduler(storage=RedisStorage(server.url, prefix="guard"), lease_ttl=lease)
-        started: list[float] = []
-        stopped: list[float] = []
+    sched = Scheduler(storage=RedisStorage(url, prefix="guard"), lease_ttl=lease)
+    started: list[float] = []
+    stopped: list[float] = []
 
-        @sched.job("long")
-        async def long(ctx):  # type: ignore[no-untyped-def]
-            started.append(time.monotonic())
-            if len(started) > 1:  # (a lease loss is not an attempt: ctx.attempt is 1 again)
-                return "second run"
-            try:
-                await trio.sleep(60)
-            finally:
-                stopped.append(time.monotonic())
+    @sched.job("long")
+    async def long(ctx):  # type: ignore[no-untyped-def]
+        started.append(time.monotonic())
+        if len(started) > 1:  # (a lease loss is not an attempt: ctx.attempt is 1 again)
+            return "second run"
+        try:
+            await trio.sleep(60)
+        finally:
+            stopped.append(time.monotonic())
 
-        client = redis.Redis.from_url(server.url)
-        async with sched:
-            task_id = await sched.submit(Task("long"))
-            lease_ends = await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                with trio.fail_after(lease * 2):
-                    while not stopped:
-                        await trio.sleep(0.01)
-            finally:
-                os.kill(pid, signal.SIGCONT)
-            assert stopped[0] < lease_ends, f"stopped {stopped[0] - lease_ends:.3f}s after the lease could run out"
-            info = await sched.wait(task_id, timeout=lease * 5)
-        client.close()
-        assert info.status is TaskStatus.SUCCEEDED and info.result == "second run", info
-        # handed back once Redis answered, or reaped first if its lease had run out by then
-        assert len(started) == 2 and info.lease_losses <= 1 and info.attempts == 1, info
-    finally:
-        server.stop()
+    client = redis.Redis.from_url(url)
+    async with sched:
+        task_id = await sched.submit(Task("long"))
+        lease_ends = await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with trio.fail_after(lease * 2):
+                while not stopped:
+                    await trio.sleep(0.01)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert stopped[0] < lease_ends, f"stopped {stopped[0] - lease_ends:.3f}s after the lease could run out"
+        info = await sched.wait(task_id, timeout=lease * 5)
+    client.close()
+    assert info.status is TaskStatus.SUCCEEDED and info.result == "second run", info
+    # handed back once Redis answered, or reaped first if its lease had run out by then
+    assert len(started) == 2 and info.lease_losses <= 1 and info.attempts == 1, info
 
 
 async def test_a_sync_job_the_guard_stopped_keeps_its_result_when_the_lease_held(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_redis: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A thread cannot be interrupted: a sync job the guard stopped (it sees `ctx.cancelled`) may still run
     to its end. Its outcome is then recorded, fenced by its token: here Redis answered again before the
     lease ran out, so the result stands, with no second run and no lease loss."""
     monkeypatch.setattr(scheduler_module, "_LEASE_KEPT", 0.5)  # the guard acts at half a lease unconfirmed
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    try:
-        assert server._process is not None
-        pid = server._process.pid
-        sched = Scheduler(storage=RedisStorage(server.url, prefix="guard-sync"), lease_ttl=LEASE)
-        runs: list[bool] = []  # whether each run saw ctx.cancelled
+    url, pid = own_redis
+    sched = Scheduler(storage=RedisStorage(url, prefix="guard-sync"), lease_ttl=LEASE)
+    runs: list[bool] = []  # whether each run saw ctx.cancelled
 
-        @sched.job("slow")
-        def slow(ctx):  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + LEASE * 1.5
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-            runs.append(ctx.cancelled)
-            return "first run"
+    @sched.job("slow")
+    def slow(ctx):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + LEASE * 1.5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        runs.append(ctx.cancelled)
+        return "first run"
 
-        client = redis.Redis.from_url(server.url)
-        async with sched:
-            task_id = await sched.submit(Task("slow"))
-            await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGSTOP)
-            await trio.sleep(LEASE * 0.75)  # past the guard's half lease, before the lease's end
-            os.kill(pid, signal.SIGCONT)
-            info = await sched.wait(task_id, timeout=LEASE * 5)
-        client.close()
-        assert runs == [True], runs
-        assert info.status is TaskStatus.SUCCEEDED and info.result == "first run", info
-        assert (info.attempts, info.lease_losses) == (1, 0), info
-    finally:
-        server.stop()
+    client = redis.Redis.from_url(url)
+    async with sched:
+        task_id = await sched.submit(Task("slow"))
+        await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGSTOP)
+        await trio.sleep(LEASE * 0.75)  # past the guard's half lease, before the lease's end
+        os.kill(pid, signal.SIGCONT)
+        info = await sched.wait(task_id, timeout=LEASE * 5)
+    client.close()
+    assert runs == [True], runs
+    assert info.status is TaskStatus.SUCCEEDED and info.result == "first run", info
+    assert (info.attempts, info.lease_losses) == (1, 0), info
