@@ -43,6 +43,10 @@ class Pool:
         self._runner_lot = trio.lowlevel.ParkingLot()
         self._fetcher_lot = trio.lowlevel.ParkingLot()
         self._woken = False
+        # The last claim found the queue empty (it got nothing; a claim that got less than it asked for may
+        # have stopped at its reply's size cap): a runner that frees up then need not wake the fetcher,
+        # as new work wakes it anyway (a submit, a hint, a hand-off, the flush after an outcome).
+        self._queue_was_empty = False
         self._nursery: trio.Nursery | None = None
         self.average_job_seconds = math.inf  # unknown until a job has run: no prefetch
         self._started_at: dict[int, float] = {}  # token -> trio time, of the jobs running now
@@ -169,6 +173,7 @@ class Pool:
             if self.is_paused:  # paused while the claim was in flight: nothing starts now
                 s._hand_back_rows(rows)
                 continue
+            self._queue_was_empty = not rows
             self.accept(rows, sent)
             if s._stopping:
                 return
@@ -220,13 +225,17 @@ class Pool:
                             if (began + PREFETCH_BELOW < self._fetcher_wakes_at and self.backlog
                                     and self.average_job_seconds < PREFETCH_BELOW):  # fmt: skip
                                 self.wake()  # the parked fetcher must look when this job turns long
+                            recorded = False
                             try:
-                                await s._run_attempt(self, row, scope, leased_at)
+                                recorded = await s._run_attempt(self, row, scope, leased_at)
                             finally:
                                 self.running -= 1
                                 del self._started_at[row[1]]
                                 self._job_took(trio.current_time() - began)
-                                self.wake()
+                                # After an empty queue, the flush's wake (once this outcome is recorded)
+                                # claims: one claim per job at low load, not two.
+                                if not (recorded and self._queue_was_empty):
+                                    self.wake()
                         else:
                             await self._runner_lot.park()
         finally:

@@ -673,10 +673,11 @@ class Scheduler:
         )
         return self._unseen(rows)
 
-    async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> None:
+    async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> bool:
         """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only
         place user code is called. A stop (cancel, lost lease, shutdown) or the timeout cancels `scope`.
-        `leased_at`: when the task's lease was last known to hold."""
+        `leased_at`: when the task's lease was last known to hold. Returns whether the attempt ended with
+        an outcome for the flusher (which, once it is recorded, wakes every pool)."""
         handle, token, task_id, name, payload, attempt_no, priority, timeout_ms = row
         job = self._jobs.get(name)
         timeout = timeout_ms / 1000 if timeout_ms else None
@@ -720,7 +721,7 @@ class Scheduler:
             outcome = self._settle_stopped(attempt, external=False)
             if middleware:
                 await self._after(ctx, outcome)
-            return
+            return False
         if error is None:
             self._successes.append((handle, token, encoded))
             self._succeeded += 1
@@ -735,6 +736,7 @@ class Scheduler:
         if middleware:
             status = "succeeded" if error is None else "failed"
             await self._after(ctx, AttemptOutcome(status, result, error, time.perf_counter() - started))
+        return True
 
     def _settle_stopped(self, attempt: _Attempt, *, external: bool) -> AttemptOutcome:
         """Decides what a stopped attempt means for its task. Synchronous: it runs inside cancelled code."""
