@@ -24,6 +24,7 @@ for i = 4, #ARGV, 5 do
       local at = now + tonumber(delay)
       rcall('HSET', h, 'rms', at)
       if at > now then
+        note_due(tag, f[3], at)
         rcall('ZADD', tag .. ':d:' .. f[3], at, member(f[4], id))
         set_status(tag, h, f[3], 'running', 'retrying')
       else

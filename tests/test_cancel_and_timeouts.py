@@ -8,8 +8,8 @@ import time
 import pytest
 import trio
 
-from skedulr import ConstantBackoff, NoRetry, Task, TaskStatus
-from skedulr.errors import TaskNotFoundError
+from skedulr import ConstantBackoff, MemoryStorage, NoRetry, Scheduler, Task, TaskStatus
+from skedulr.errors import StorageError, TaskNotFoundError
 
 
 async def test_cancel_queued_task_never_runs(sched, autojump_clock):
@@ -371,3 +371,27 @@ async def test_heartbeats_keep_a_long_job_leased(sched, autojump_clock):
     assert [i.status for i in infos] == [TaskStatus.SUCCEEDED] * 2
     assert [i.lease_losses for i in infos] == [0, 0]
     assert runs == [1, 1]
+
+
+async def test_a_timeout_counts_even_when_the_lease_guard_stopped_the_job_too():
+    """A sync job runs past its timeout, and then past most of its lease while renewals fail (an outage):
+    the lease guard stops it too, but the timeout came first and is the task's own doing: it fails with
+    JobTimeoutError (here: dead, no retries) instead of being handed back to run again."""
+    s = Scheduler(MemoryStorage(), max_workers=1, lease_ttl=1.0, retry=NoRetry())
+    runs = 0
+
+    @s.job("slow", timeout=0.2)
+    def slow(ctx):
+        nonlocal runs
+        runs += 1
+        time.sleep(1.0)  # past the timeout (0.2 s) and the guard (0.9 s); ignores ctx.cancelled
+
+    async def unreachable(*args):  # type: ignore[no-untyped-def]
+        raise StorageError("Redis at redis://x unreachable (test)")
+
+    s._storage.renew = unreachable  # type: ignore[method-assign]
+    s._storage.reap = unreachable  # type: ignore[method-assign]  # (the outage ends as the job returns)
+    async with s:
+        info = await s.wait(await s.submit(Task("slow")), timeout=10)
+    assert info.status is TaskStatus.DEAD and "timeout" in (info.error or ""), info
+    assert runs == 1

@@ -9,7 +9,7 @@ import time
 import pytest
 import trio
 
-from skedulr import ConstantBackoff, MemoryStorage, NoRetry, Scheduler, Task, TaskStatus
+from skedulr import ConstantBackoff, MemoryStorage, Middleware, NoRetry, Scheduler, Task, TaskStatus
 from skedulr.errors import InvalidOptionError, StorageError, UnknownPoolError
 
 
@@ -494,3 +494,27 @@ async def test_a_prefetched_task_whose_lease_went_unconfirmed_is_handed_back_not
         follower = await s.submit(Task("sleep", "0.02"))
         assert (await s.wait(follower, timeout=10)).status is TaskStatus.SUCCEEDED
     assert claims.count("0.02") == 2, claims  # claimed ahead, handed back at 0.85 s unstarted, claimed again
+
+
+async def test_a_wake_used_up_while_the_pool_was_full_still_leads_to_a_claim(sched, autojump_clock):
+    """The outcome's wake comes while the pool is still full (middleware that yields holds the runner), so
+    the fetcher cannot claim then; the runner that frees up must wake it, even though the last claim had
+    found the queue empty: the DAG child the outcome made ready runs."""
+
+    class Yielding(Middleware):
+        async def after_attempt(self, ctx, outcome):  # type: ignore[no-untyped-def]
+            await trio.sleep(0.01)  # e.g. an async metrics write
+
+    s = sched(max_workers=2)
+    s.use(Yielding())
+
+    @s.job("j")
+    async def j(ctx):
+        await trio.sleep(0.5)
+
+    async with s:
+        await s.submit(Task("j", id="parent"))
+        child = await s.submit(Task("j", id="child", on_success="parent"))
+        await trio.sleep(0.1)
+        s.scale_pool("default", 1)  # full with the parent running
+        assert (await s.wait(child, timeout=10)).status is TaskStatus.SUCCEEDED

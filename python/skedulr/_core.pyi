@@ -12,7 +12,9 @@ NAME_ALPHABET: str
 LUA_SCRIPTS: dict[str, str]  # name -> source of lua/<name>.lua
 
 # (id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents[(id, trigger)], delay_ms)
-_SpecTuple = tuple[str | None, str, str, bytes, int, int, int, str | None, int | None, list[tuple[str, str]]]
+_SpecTuple = tuple[
+    str | None, str, str, bytes, int, int, int, str | None, int | None, list[tuple[str, str]], int | None
+]
 # (slot, token, id, name, payload, attempt, priority, timeout_ms)
 _ClaimTuple = tuple[int, int, str, str, bytes, int, int, int]
 # (id, name, pool, status, priority, attempts, max_retries, lease_losses, timeout_ms, progress, created_ms,

@@ -43,10 +43,11 @@ class Pool:
         self._runner_lot = trio.lowlevel.ParkingLot()
         self._fetcher_lot = trio.lowlevel.ParkingLot()
         self._woken = False
-        # The last claim found the queue empty (it got nothing; a claim that got less than it asked for may
-        # have stopped at its reply's size cap): a runner that frees up then need not wake the fetcher,
-        # as new work wakes it anyway (a submit, a hint, a hand-off, the flush after an outcome).
-        self._queue_was_empty = False
+        # The last claim found the queue empty (the storage returned nothing; one that returned less than
+        # it was asked for may have stopped at its reply's size cap), and nothing woke the fetcher since:
+        # a runner that frees up then need not wake it, as new work does (a submit, a hint, a hand-off,
+        # the flush after an outcome). Set by `Scheduler._claim`.
+        self.queue_was_empty = False
         self._nursery: trio.Nursery | None = None
         self.average_job_seconds = math.inf  # unknown until a job has run: no prefetch
         self._started_at: dict[int, float] = {}  # token -> trio time, of the jobs running now
@@ -121,6 +122,7 @@ class Pool:
     def wake(self) -> None:
         """Tells the fetcher to look again: work may be there, or a slot came free."""
         self._woken = True
+        self.queue_was_empty = False
         self._fetcher_lot.unpark_all()
 
     def leases_confirmed(self, held: set[Held], at: float) -> None:
@@ -173,7 +175,6 @@ class Pool:
             if self.is_paused:  # paused while the claim was in flight: nothing starts now
                 s._hand_back_rows(rows)
                 continue
-            self._queue_was_empty = not rows
             self.accept(rows, sent)
             if s._stopping:
                 return
@@ -234,7 +235,7 @@ class Pool:
                                 self._job_took(trio.current_time() - began)
                                 # After an empty queue, the flush's wake (once this outcome is recorded)
                                 # claims: one claim per job at low load, not two.
-                                if not (recorded and self._queue_was_empty):
+                                if not (recorded and self.queue_was_empty):
                                     self.wake()
                         else:
                             await self._runner_lot.park()

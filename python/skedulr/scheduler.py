@@ -671,6 +671,7 @@ class Scheduler:
         rows = await self._storage.claim(
             pool.name, free, self._owner, lease_ms, self._clock.now_ms(), idle=(self._hand_id, runners)
         )
+        pool.queue_was_empty = not rows  # (before `_unseen`: tasks handed here before count as claimed)
         return self._unseen(rows)
 
     async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> bool:
@@ -688,8 +689,9 @@ class Scheduler:
             self._lease_guard_lot.unpark_all()  # (a task claimed ahead a while ago)
         middleware = self._middleware
         started = time.perf_counter() if middleware else 0.0
+        timeout_at = trio.current_time() + timeout if timeout else math.inf
         if timeout:
-            scope.deadline = trio.current_time() + timeout
+            scope.deadline = timeout_at
         result: Any = None
         error: Exception | None = None
         try:
@@ -705,7 +707,8 @@ class Scheduler:
         except Exception as e:
             error = e
         except BaseException:  # Cancelled (maybe grouped by the job's own nursery), KeyboardInterrupt, ...
-            outcome = self._settle_stopped(attempt, external=not scope.cancel_called)
+            timed_out = trio.current_time() >= timeout_at
+            outcome = self._settle_stopped(attempt, external=not scope.cancel_called, timed_out=timed_out)
             if middleware:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                     await self._after(ctx, outcome)
@@ -715,12 +718,11 @@ class Scheduler:
                 del self._running[task_id]
             if timeout:
                 scope.deadline = math.inf
-        # The job swallowed the cancellation and returned or raised (or, a sync job, ran to its end): its
-        # outcome stands only if the stop was the lease guard's, whose doubt the storage settles by token.
-        if scope.cancel_called and attempt.reason != "unconfirmed":
-            outcome = self._settle_stopped(attempt, external=False)
+        if scope.cancel_called:  # the job swallowed the cancellation and returned or raised (or ran on: a thread)
+            outcome = self._settle_stopped(attempt, external=False, timed_out=trio.current_time() >= timeout_at)
             if middleware:
-                await self._after(ctx, outcome)
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):  # (in the cancelled scope)
+                    await self._after(ctx, outcome)
             return False
         if error is None:
             self._successes.append((handle, token, encoded))
@@ -738,10 +740,13 @@ class Scheduler:
             await self._after(ctx, AttemptOutcome(status, result, error, time.perf_counter() - started))
         return True
 
-    def _settle_stopped(self, attempt: _Attempt, *, external: bool) -> AttemptOutcome:
-        """Decides what a stopped attempt means for its task. Synchronous: it runs inside cancelled code."""
+    def _settle_stopped(self, attempt: _Attempt, *, external: bool, timed_out: bool) -> AttemptOutcome:
+        """Decides what a stopped attempt means for its task. Synchronous: it runs inside cancelled code.
+        What a stopped job returned never counts: it may have returned early because it was told to stop."""
         handle, token, task_id, _, _, attempt_no, _, _ = attempt.row
-        if attempt.reason is None and not external:  # the scope's deadline: a timeout
+        # The scope's deadline: a timeout (also when the lease guard stopped it too: the timeout was first
+        # or at once, and it is the task's own doing).
+        if not external and (attempt.reason is None or (timed_out and attempt.reason == "unconfirmed")):
             error = JobTimeoutError(f"the attempt ran past its timeout of {attempt.timeout:g}s")
             self._record_failure(handle, token, task_id, attempt_no, error, self._jobs.get(attempt.ctx.name))
             self._flush_lot.unpark_all()
@@ -906,10 +911,10 @@ class Scheduler:
     async def _lease_guard_loop(self) -> None:
         """Stops an attempt whose lease this instance could not renew for most of a lease (the storage
         unreachable, or too slow to answer): past the lease's end, another instance's reaper may hand the
-        task to someone else, and two runs at once are what leases are there to prevent. A job that was
-        cancelled is handed back (no attempt counted; refused if the lease did run out, and then the
-        reaper returns the task); a job that ended anyway (a sync job: a thread cannot be interrupted)
-        has its outcome recorded, which the storage refuses if the lease did run out."""
+        task to someone else, and two runs at once are what leases are there to prevent. The task is
+        handed back (no attempt counted; refused if the lease did run out, and then the reaper returns
+        it), whatever the job returns: a sync job cannot be interrupted, only told (`ctx.cancelled`), and
+        may return early because of it."""
         kept_for = self.lease_ttl * _LEASE_KEPT
         while True:
             now = trio.current_time()

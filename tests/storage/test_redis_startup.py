@@ -52,3 +52,24 @@ async def test_an_instance_refuses_a_prefix_that_holds_another_key_layout(redis_
         async with Scheduler(RedisStorage(redis_url, prefix=prefix)):
             pass
     assert f"layout {LAYOUT}" in str(refused.value)
+
+
+async def test_a_prefix_of_layout_2_is_migrated_and_its_dead_tasks_leave_by_dead_retention(redis_url: str) -> None:
+    prefix = f"startup-{os.urandom(3).hex()}"
+    spec = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
+    old = RedisStorage(redis_url, prefix=prefix, use_client_clock=True)
+    async with old.session():
+        ids = [task_id for task_id, _ in await old.submit_many([spec, spec], 1000)]
+        rows = await old.claim("default", 2, 1, 5000, 1000)
+        assert await old.fail_many([(r[0], r[1], "E: x", "tb", None) for r in rows], 2000) == []
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{{{prefix}}}:died")  # as layout 2 left it
+    client.set(f"{{{prefix}}}:layout", 2)
+    new = RedisStorage(redis_url, prefix=prefix, use_client_clock=True, dead_retention=10.0)
+    async with new.session():
+        assert int(client.get(f"{{{prefix}}}:layout")) == LAYOUT
+        assert sorted(x.decode() for x in client.zrange(f"{{{prefix}}}:died", 0, -1)) == sorted(ids)
+        assert await new.sweep(11_000) == 0  # died at 2000: kept until 12000
+        assert await new.sweep(12_001) == 2
+    assert client.zcard(f"{{{prefix}}}:dead") == 0
+    client.close()

@@ -59,7 +59,8 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
 MIN_REDIS_VERSION = (6, 2)
 # The key layout of lua/_lib.lua, noted under {p}:layout by the first instance: instances of a version with
 # another layout must not share a prefix (one would misread what the other stored). 2: list members and
-# hand-offs (2026-11-28).
+# hand-offs; 3: {p}:died, the dead letter queue by time of death (both 2026-11-28; `_check_server`
+# migrates 2 to 3).
 LAYOUT = 3
 _SWEEP_BATCH = 1000  # ended (or dead) tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
@@ -252,6 +253,20 @@ class RedisStorage:
                     for connection in direct.values():
                         await connection.aclose()
 
+    async def _migrate_from_layout_2(self) -> None:
+        """Layout 3 only adds {p}:died (the dead letter queue by time of death): filled from the dead tasks
+        (safe to repeat, as two instances starting at once may). Instances of layout 2 must be stopped by
+        then: a task one sends dead afterwards would never leave the DLQ by `dead_retention`."""
+        ids = [_text(i) for i in await self._exec("ZRANGE", self._key("dead"), 0, -1)]
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            finished = await self._exec_many([("HGET", self._key("t", i), "fms") for i in chunk])
+            pairs = [x for task_id, ms in zip(chunk, finished, strict=True) if ms for x in (int(ms), task_id)]
+            if pairs:
+                await self._exec("ZADD", self._key("died"), *pairs)
+        await self._exec("SET", self._key("layout"), LAYOUT)
+        log.warning("prefix %r migrated from key layout 2 to %d (%d dead tasks)", self.prefix, LAYOUT, len(ids))
+
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
         version = str(info.get("redis_version", "0"))
@@ -262,6 +277,9 @@ class RedisStorage:
             )
         await self._exec("SET", self._key("layout"), LAYOUT, "NX")
         layout = int(await self._exec("GET", self._key("layout")))
+        if layout == 2:
+            await self._migrate_from_layout_2()
+            layout = LAYOUT
         if layout != LAYOUT:
             raise StorageError(
                 f"prefix {self.prefix!r} at Redis {redact_url(self.url)} holds skedulr data in key layout {layout}; "
