@@ -17,7 +17,8 @@ class JobContext:
     """The task being run: id, payload, attempt number (1 for the first), and ways to report back.
 
     Sync jobs run in a thread and cannot be interrupted: they should check `cancelled` now and then
-    and return early once it is true (after a timeout or a cancel).
+    and return early once it is true (after a timeout, a cancel, a shutdown, or when the lease could not
+    be renewed). What a job returns after that does not count as its outcome.
     """
 
     __slots__ = (
