@@ -76,6 +76,7 @@ _COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a s
 
 # A task as lua/submit.lua takes it: id, spec, pool, priority, max_retries, key, when, parents
 _TaskArgs = tuple[str, bytes, str, int, int, str, str, str]
+T = TypeVar("T")
 
 
 def _runs(ordered: list[_TaskArgs]) -> list[Any]:
@@ -97,9 +98,6 @@ def _runs(ordered: list[_TaskArgs]) -> list[Any]:
         else:
             out += [task_id, spec, key, parents]
     return out
-
-
-T = TypeVar("T")
 
 
 def _by_bytes(items: list[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:

@@ -909,28 +909,28 @@ impl Engine {
     /// Forgets dead tasks that died before `before_ms` (a dead letter queue with a retention period);
     /// their idempotency keys keep the rest of their window. Returns how many tasks went.
     pub fn sweep_dead(&mut self, before_ms: i64) -> usize {
+        self.remove_ended_before(true, before_ms)
+    }
+
+    /// Removes the tasks of `dead` (else `ended`) that ended before `before_ms`, oldest first.
+    fn remove_ended_before(&mut self, dead: bool, before_ms: i64) -> usize {
         let mut purged = 0;
-        while let Some(&(died, slot)) = self.dead.first() {
-            if died >= before_ms {
-                break;
+        loop {
+            let set = if dead { &self.dead } else { &self.ended };
+            match set.first() {
+                Some(&(ended_ms, slot)) if ended_ms < before_ms => {
+                    self.remove(slot);
+                    purged += 1;
+                }
+                _ => return purged,
             }
-            self.remove(slot);
-            purged += 1;
         }
-        purged
     }
 
     /// Forgets ended tasks (not dead ones: those wait in the DLQ) that ended before `before_ms`,
     /// and idempotency keys whose window has passed. Returns how many tasks went.
     pub fn sweep(&mut self, before_ms: i64, now: i64) -> usize {
-        let mut purged = 0;
-        while let Some(&(finished, slot)) = self.ended.first() {
-            if finished >= before_ms {
-                break;
-            }
-            self.remove(slot);
-            purged += 1;
-        }
+        let purged = self.remove_ended_before(false, before_ms);
         while let Some((expires, _)) = self.key_expiry.first() {
             if *expires > now {
                 break;
