@@ -7,7 +7,10 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:r:<pool>    zset    ready queue: score = (1000 - priority) * 2^42 + (ready_ms - EPOCH), member = a queue
                           member (one task) or a list member (a bulk submit's tasks), see below
   {p}:d:<pool>    zset    scheduled and retrying tasks: score = ready_ms, member = m
-  {p}:leases      zset    running tasks: score = lease deadline (ms), member = id
+  {p}:leases      zset    leases of running tasks, one per batch (see open_batch): score = its deadline (ms),
+                          member = the batch number
+  {p}:lb:<batch>  list    the ids of a batch's tasks, in token order
+  {p}:lbn         hash    batch number -> how many of its tasks still run under it
   {p}:all         zset    every stored task: score = seq, member = id (listing, newest first)
   {p}:ended       list    ended tasks other than dead ones, for the retention sweep, oldest first: one entry
                           per moment, "<finished_ms> <id> <id> ..." (a list push is cheaper than a zset add,
@@ -18,7 +21,7 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:counts      hash    "<pool>/<status>" -> number of tasks
   {p}:k:<key>     string  idempotency key -> task id (expires key_ttl after the task ends)
   {p}:c:<id>      list    children of a task: "<trigger>:<child id>"
-  {p}:seq, {p}:token      counters (submission order, fencing tokens)
+  {p}:seq, {p}:token      counters (submission order, lease batches: see open_batch)
   {p}:layout      string  the version of this layout (LAYOUT in python/skedulr/storage/redis.py), set by the
                           first instance: an instance of a version with another one refuses to start
   {p}:staging     zset    staged bulk submits not yet committed: score = deadline (ms), member = {p}:s:<batch>
@@ -227,6 +230,47 @@ local function requeue_unstarted(tag, id, now, key_ttl)
   if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', f[1]) end
   rcall('ZADD', rkey, ready_score(f[2], math.min(tonumber(f[3] or f[6]) or now, now)), member(f[4], id))
   set_status(tag, h, f[1], f[5], 'queued')
+end
+
+-- Leases are held by batch: the tasks one claim (or one submit's hand-off) leases to an instance share one
+-- lease, renewed and reaped as one; so a job costs the lease zset nothing. Batch b's k-th task (from 1) runs
+-- under fencing token b * BATCH + k: every script that has a token knows its batch. A batch is released
+-- once none of its tasks runs under it any more (release); one whose worker went quiet runs out and the
+-- reaper returns those of its tasks still running under it.
+local BATCH = 1048576 -- 2^20: the most tasks in one batch (a token stays below 2^53, exact in Lua)
+
+local function batch_of(token) return string.format('%d', math.floor(tonumber(token) / BATCH)) end
+
+-- The number the next batch gets: task k of it (from 1) runs under token_text(b, k).
+local function next_batch(tag) return tonumber(rcall('GET', tag .. ':token') or 0) + 1 end
+
+local function token_text(b, k) return string.format('%d', b * BATCH + k) end
+
+-- Opens batch b = next_batch(tag) for the first n (> 0) of `ids`, in token order, leased until `deadline`.
+local function open_batch(tag, b, ids, n, deadline)
+  rcall('SET', tag .. ':token', b)
+  call_in_chunks('RPUSH', tag .. ':lb:' .. b, ids, n)
+  rcall('HSET', tag .. ':lbn', b, n)
+  rcall('ZADD', tag .. ':leases', deadline, b)
+end
+
+local function drop_batch(tag, b)
+  rcall('ZREM', tag .. ':leases', b)
+  rcall('DEL', tag .. ':lb:' .. b)
+  rcall('HDEL', tag .. ':lbn', b)
+end
+
+-- The tasks running under these tokens stopped running (ended, retrying, handed back, cancelled): a batch
+-- none of whose tasks runs any more is released.
+local function release(tag, tokens, n)
+  local per_batch = {}
+  for i = 1, n or #tokens do
+    local b = batch_of(tokens[i])
+    per_batch[b] = (per_batch[b] or 0) + 1
+  end
+  for b, count in pairs(per_batch) do
+    if rcall('HINCRBY', tag .. ':lbn', b, -count) <= 0 then drop_batch(tag, b) end
+  end
 end
 
 -- Whether `token` holds the lease of running task `id`.

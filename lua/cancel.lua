@@ -16,8 +16,8 @@ if not status then return redis.error_reply('NOT_FOUND ' .. id) end
 if TERMINAL[status] then return { 0, status } end
 local token = ''
 if status == 'running' then
-  rcall('ZREM', KEYS[2], id)
   token = f[4]
+  if token and token ~= '' then release(tag, { token }) end
   rcall('HSET', KEYS[1], 'tok', '')
   rcall('PUBLISH', tag .. ':cancel', id)
 elseif status == 'queued' then -- (one waiting in a bulk submit's list stays there: claims pass it over)

@@ -2,14 +2,15 @@
 Due scheduled/retrying tasks of the pool are promoted to the ready queue first.
 KEYS[1] {p}:r:<pool>  zset  ready queue
 KEYS[2] {p}:d:<pool>  zset  scheduled and retrying tasks
-KEYS[3] {p}:leases    zset  lease deadlines
-KEYS[4] {p}:token     string fencing token counter
+KEYS[3] {p}:leases    zset  lease deadlines, one per batch (see open_batch in _lib)
+KEYS[4] {p}:token     string lease batch counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
 ARGV[6] key_ttl_ms (for a damaged record that goes dead); ARGV[7] the claiming instance's hand id, or "";
 ARGV[8] idle_ms, ARGV[9] room: with a hand id, the tasks handed to the instance that it still holds come
-first (their message may have been lost; their lease is renewed), and when the claim leaves the queue
+first (their message may have been lost; their batch's lease is renewed), and when the claim leaves the queue
 empty the instance stands idle for idle_ms (see stand_idle in _lib) with room for `room` tasks (its free
 runners) less those this call returns; otherwise it no longer stands idle
+The tasks it leases form one batch, under one lease (open_batch in _lib).
 Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib), then
 "more" if the call stopped at its limit of ids passed over before it had `max` tasks: call again.
 The task hashes are found from the queue's members, under the same tag. A list member (a bulk submit's
@@ -20,7 +21,7 @@ one that starts past them, or leaves the queue if the list is used up.
 
 local tag, pool = ARGV[1], ARGV[3]
 local now = now_or_server(ARGV[2])
-local max, lease_ms, key_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local max, lease_ms, key_ttl = math.min(tonumber(ARGV[4]), BATCH - 1), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 for _, m in ipairs(rcall('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
   rcall('ZREM', KEYS[2], m)
@@ -50,21 +51,23 @@ local MAX_REPLY_BYTES = 8 * 1024 * 1024
 local MAX_PASSED_OVER = 10000
 local LIST_READ = 256 -- ids read from a list at a time (at least)
 local out, n_out = {}, 0
-local leases, n_leases = {}, 0
 local lease_until = now + lease_ms
 local now_text = string.format('%d', now) -- converted once, not once per task
-local first_token = tonumber(rcall('GET', KEYS[4]) or 0)
+local batch, leased = next_batch(tag), {} -- this call's batch: its task ids, in token order
 local tokens, bytes, taken = 0, 0, 0 -- tokens given out, bytes of specs, tasks looked at (up to max)
 local passed_over = 0
 local hand_id = ARGV[7] or ''
 if hand_id ~= '' then -- handed tasks it still holds: the caller keeps those it has seen already
-  local noted = handed_list(tag, pool, hand_id)
+  local noted, renewed = handed_list(tag, pool, hand_id), {}
   for _, entry in ipairs(rcall('LRANGE', noted, 0, -1)) do
     local id, token = string.match(entry, '^(%S+) (%S+)$')
     local f = id and holds(tag, id, token) and rcall('HMGET', tkey(tag, id), 'spec', 'att')
     if f and not damaged({ f[1], 'running', f[2], pool }) then -- (a damaged one is left to the reaper)
-      leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
-      n_leases = n_leases + 2
+      local b = batch_of(token)
+      if not renewed[b] then
+        renewed[b] = true
+        rcall('ZADD', KEYS[3], 'XX', lease_until, b)
+      end
       out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, tonumber(token), tonumber(f[2]) or 1, f[1]
       n_out = n_out + 4
       taken = taken + 1
@@ -84,17 +87,15 @@ local function take(id, h, f, missing)
     return
   end
   tokens = tokens + 1
-  local token = first_token + tokens
+  leased[tokens] = id
   local attempt = (tonumber(f[3]) or 0) + 1
-  rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token, 'sms', now_text)
+  rcall('HSET', h, 'status', 'running', 'att', attempt, 'tok', token_text(batch, tokens), 'sms', now_text)
   if f[2] == 'queued' then
     started = started + 1
   else
     set_status(tag, h, pool, f[2], 'running') -- (set_status writes the status again: harmless)
   end
-  leases[n_leases + 1], leases[n_leases + 2] = lease_until, id
-  n_leases = n_leases + 2
-  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, token, attempt, f[1]
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = id, batch * BATCH + tokens, attempt, f[1]
   n_out = n_out + 4
   bytes = bytes + #f[1]
 end
@@ -158,8 +159,7 @@ while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER
   call_in_chunks('ZREM', KEYS[1], used_up)
   if #used_up < #candidates or #candidates == 0 then break end -- the queue is empty, or a window stopped
 end
-if tokens > 0 then rcall('INCRBY', KEYS[4], tokens) end
-call_in_chunks('ZADD', KEYS[3], leases)
+if tokens > 0 then open_batch(tag, batch, leased, tokens, lease_until) end
 if started > 0 then
   rcall('HINCRBY', tag .. ':counts', pool .. '/queued', -started)
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', started)

@@ -1,6 +1,6 @@
 --[[ fail: records failed attempts (a batch): each is retried after its backoff while attempts remain,
 else it goes dead.
-KEYS[1] {p}:leases  zset
+KEYS[1] {p}:leases  zset  (a batch's lease is released with its last task: release in _lib)
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] key_ttl_ms; then 5 per attempt:
         id, token, error text, traceback, retry delay ms ("" = permanent error: no retry)
 Returns: flat array id, token of the attempts refused (the token no longer holds the lease).
@@ -11,11 +11,11 @@ local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
 local refused, n_refused = {}, 0
-local released = {} -- lease members, removed in one call
+local released = {} -- tokens of the attempts recorded, for their batches (release)
 for i = 4, #ARGV, 5 do
   local id, token, delay = ARGV[i], ARGV[i + 1], ARGV[i + 4]
   if holds(tag, id, token) then
-    released[#released + 1] = id
+    released[#released + 1] = token
     local h = tkey(tag, id)
     rcall('HSET', h, 'err', ARGV[i + 2], 'tb', ARGV[i + 3], 'tok', '', 'slow', 1)
     rcall('HDEL', h, 'prog')
@@ -38,5 +38,5 @@ for i = 4, #ARGV, 5 do
     n_refused = n_refused + 2
   end
 end
-call_in_chunks('ZREM', KEYS[1], released)
+release(tag, released)
 return refused

@@ -1,5 +1,6 @@
 --[[ reap: returns tasks whose lease ran out to their queue (attempt not counted); a task that lost its
 lease max_lease_losses times goes dead instead (a crash loop), counted apart from ordinary failures.
+A lease covers a batch of tasks (open_batch in _lib): those of them still running under it are reaped.
 KEYS[1] {p}:leases  zset
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] max_lease_losses; ARGV[4] key_ttl_ms;
 ARGV[5] limit (most leases to reap in one call)
@@ -11,23 +12,25 @@ local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local max_losses, key_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-for _, id in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
-  rcall('ZREM', KEYS[1], id)
-  local h = tkey(tag, id)
-  local token = rcall('HGET', h, 'tok')
-  if rcall('HGET', h, 'status') == 'running' then
-    local losses = rcall('HINCRBY', h, 'll', 1)
-    local dead = losses >= max_losses
-    if dead then
-      rcall('HSET', h, 'tok', '', 'err',
-        'lost its lease ' .. losses .. ' times: the worker running it crashed or stalled each time')
-      end_task(tag, id, 'dead', now, key_ttl)
-    else
-      requeue_unstarted(tag, id, now, key_ttl)
+for _, b in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
+  for k, id in ipairs(rcall('LRANGE', tag .. ':lb:' .. b, 0, -1)) do
+    local token = token_text(tonumber(b), k)
+    if holds(tag, id, token) then
+      local h = tkey(tag, id)
+      local losses = rcall('HINCRBY', h, 'll', 1)
+      local dead = losses >= max_losses
+      if dead then
+        rcall('HSET', h, 'tok', '', 'err',
+          'lost its lease ' .. losses .. ' times: the worker running it crashed or stalled each time')
+        end_task(tag, id, 'dead', now, key_ttl)
+      else
+        requeue_unstarted(tag, id, now, key_ttl)
+      end
+      table.insert(out, id)
+      table.insert(out, token)
+      table.insert(out, dead and 1 or 0)
     end
-    table.insert(out, id)
-    table.insert(out, token)
-    table.insert(out, dead and 1 or 0)
   end
+  drop_batch(tag, b)
 end
 return out

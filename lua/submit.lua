@@ -26,8 +26,8 @@ of a batch that was dropped or committed already (a part after the first: one no
 Hand-off: the queued tasks of a pool whose queue is empty (and has nothing due) are leased at once to an
 instance standing idle with room for them all (stand_idle in _lib), and published on its channel
 {p}:hand:<hand id> as "<pool> <lease_until_ms>\n", then per task "<id> <token> <bytes of spec>\n<spec>"
-(and noted in its handed list): they start without a claim's round trip. An instance nobody listens for
-any more is dropped from the idle set.
+(and noted in its handed list): they start without a claim's round trip, under one lease. An instance
+nobody listens for any more is dropped from the idle set.
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
@@ -224,52 +224,61 @@ if part then
   return out
 end
 -- Leases the queued tasks of q (one pool's, of this call) to an instance standing idle (see stand_idle in
--- _lib) with room for all of them, and publishes them on its channel. Only while the pool's queue is empty
--- and nothing of it is due: no task waiting longer is passed by. Returns whether they were handed off.
+-- _lib) with room for all of them, as one batch (open_batch in _lib), and publishes them on its channel.
+-- Only while the pool's queue is empty and nothing of it is due: no task waiting longer is passed by.
+-- Returns whether they were handed off.
 local function hand_off(q)
   local rkey, idle, rooms = tag .. ':r:' .. q.pool, tag .. ':idle:' .. q.pool, tag .. ':room:' .. q.pool
-  if rcall('ZCARD', rkey) > 0 or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
+  local count = q.n / 2
+  if count >= BATCH or rcall('ZCARD', rkey) > 0
+      or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
     return false
   end
-  for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
-    forget_idle(tag, q.pool, hand_id) -- stood idle too long ago: it did not claim again since
-  end
-  local count = q.n / 2
+  local order -- queue order: priority, then seq
+  local batch = next_batch(tag)
+  -- (those that stood idle too long ago, without claiming since, are swept by claims)
   for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
     local room, lease_ms = string.match(rcall('HGET', rooms, hand_id) or '', '^(%d+) (%d+)$')
-    local channel = tag .. ':hand:' .. hand_id
-    if not room or rcall('PUBSUB', 'NUMSUB', channel)[2] == 0 then
-      forget_idle(tag, q.pool, hand_id) -- gone: nobody listens on its channel
-    elseif tonumber(room) >= count then
-      local order = {} -- queue order: priority, then seq
-      for k = 1, count do order[k] = k end
-      table.sort(order, function(a, b)
-        local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
-        if sa ~= sb then return sa < sb end
-        return q.pairs[2 * a] < q.pairs[2 * b]
-      end)
-      local first_token = rcall('INCRBY', tag .. ':token', count) - count
+    local gone = not room
+    if room and tonumber(room) >= count then
+      if not order then
+        order = {}
+        for k = 1, count do order[k] = k end
+        table.sort(order, function(a, b)
+          local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
+          if sa ~= sb then return sa < sb end
+          return q.pairs[2 * a] < q.pairs[2 * b]
+        end)
+      end
       local lease_until = now + tonumber(lease_ms)
-      local leases, noted, message = {}, {}, { q.pool, ' ', string.format('%d', lease_until), '\n' }
+      local message = { q.pool, ' ', string.format('%d', lease_until), '\n' }
       for k, at in ipairs(order) do
         local j = q.tasks[at]
-        local token = first_token + k
-        rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
-        leases[2 * k - 1], leases[2 * k] = lease_until, ids[j]
-        noted[k] = ids[j] .. ' ' .. token
-        message[#message + 1] = noted[k] .. ' ' .. #specs[j] .. '\n' .. specs[j]
+        message[#message + 1] = ids[j] .. ' ' .. token_text(batch, k) .. ' ' .. #specs[j] .. '\n' .. specs[j]
       end
-      call_in_chunks('ZADD', tag .. ':leases', leases)
-      call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
-      rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
-      rcall('PUBLISH', channel, table.concat(message))
-      if tonumber(room) == count then
-        leave_idle(tag, q.pool, hand_id)
-      else
-        rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
+      -- published first: nobody listening (the instance is gone) means nothing is written for it. The
+      -- message leaves once this script has ended, so the writes below come first all the same.
+      if rcall('PUBLISH', tag .. ':hand:' .. hand_id, table.concat(message)) > 0 then
+        local leased, noted = {}, {}
+        for k, at in ipairs(order) do
+          local j = q.tasks[at]
+          local token = token_text(batch, k)
+          rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
+          leased[k], noted[k] = ids[j], ids[j] .. ' ' .. token
+        end
+        open_batch(tag, batch, leased, count, lease_until)
+        call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
+        rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
+        if tonumber(room) == count then
+          leave_idle(tag, q.pool, hand_id)
+        else
+          rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
+        end
+        return true
       end
-      return true
+      gone = true -- nobody listens on its channel
     end
+    if gone then forget_idle(tag, q.pool, hand_id) end
   end
   return false
 end

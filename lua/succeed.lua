@@ -1,5 +1,5 @@
 --[[ succeed: records successful attempts (a batch); each releases its lease and resolves its DAG children.
-KEYS[1] {p}:leases  zset
+KEYS[1] {p}:leases  zset  (a batch's lease is released with its last task: release in _lib)
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] key_ttl_ms; then 3 per attempt:
         id, token, result ("" = no result)
 Returns: flat array id, token of the attempts refused (the token no longer holds the lease).
@@ -11,7 +11,7 @@ local now = now_or_server(ARGV[2])
 local key_ttl = tonumber(ARGV[3])
 local now_text = string.format('%d', now) -- converted once, not once per task
 local refused, n_refused = {}, 0
-local released, n_released = {}, 0 -- lease members, removed in one call
+local released, n_released = {}, 0 -- tokens of the attempts recorded, for their batches (release)
 local ended, n_ended = {}, 0 -- the fast path's ended tasks: one entry of the ended list
 local ended_per_pool = {} -- the count table is updated once per pool, not once per task
 for i = 4, #ARGV, 3 do
@@ -20,7 +20,7 @@ for i = 4, #ARGV, 3 do
   local f = rcall('HMGET', h, 'status', 'tok', 'slow', 'pool')
   if f[1] == 'running' and f[2] == token then
     n_released = n_released + 1
-    released[n_released] = id
+    released[n_released] = token
     if f[3] or not f[4] then
       -- the general path: a key's window, DAG children, an old error to clear (or a damaged record)
       rcall('HDEL', h, 'err', 'tb', 'prog')
@@ -41,7 +41,7 @@ for i = 4, #ARGV, 3 do
     n_refused = n_refused + 2
   end
 end
-call_in_chunks('ZREM', KEYS[1], released)
+release(tag, released, n_released)
 if n_ended > 0 then rcall('RPUSH', tag .. ':ended', now .. ' ' .. table.concat(ended, ' ')) end
 for pool, n in pairs(ended_per_pool) do
   rcall('HINCRBY', tag .. ':counts', pool .. '/running', -n)

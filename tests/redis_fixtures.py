@@ -162,3 +162,15 @@ def redis_url(redis_server: RedisServer) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+LEASE_BATCH = 1 << 20  # BATCH of lua/_lib.lua: batch b's tasks run under tokens b * LEASE_BATCH + k
+
+
+def lease_deadline(client: redis.Redis, tag: str, task_id: str) -> float | None:
+    """The deadline (ms) of the lease task `task_id` runs under (its batch's), or None when there is none:
+    leases are held by batch (lua/_lib.lua, open_batch), found from the task's token."""
+    token = client.hget(f"{tag}:t:{task_id}", "tok")
+    if not token:
+        return None
+    return client.zscore(f"{tag}:leases", int(token) // LEASE_BATCH)

@@ -16,7 +16,7 @@ import redis
 import trio
 
 import skedulr.scheduler as scheduler_module
-from redis_fixtures import RedisServer, free_port
+from redis_fixtures import RedisServer, free_port, lease_deadline
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 
 LEASE = 1.5  # seconds
@@ -34,13 +34,13 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, int]]:
         server.stop()
 
 
-async def _wait_for_a_renewal(client: redis.Redis, lease_key: str, task_id: str) -> float:
+async def _wait_for_a_renewal(client: redis.Redis, tag: str, task_id: str) -> float:
     """Waits until the task's lease has just been renewed (its deadline moved), and returns that deadline
     as a `time.monotonic()` moment: Redis frozen now stays frozen for the most time the lease allows."""
     with trio.fail_after(10):
-        while (first := client.zscore(lease_key, task_id)) is None:
+        while (first := lease_deadline(client, tag, task_id)) is None:
             await trio.sleep(0.005)
-        while (deadline := client.zscore(lease_key, task_id)) == first:
+        while (deadline := lease_deadline(client, tag, task_id)) == first:
             await trio.sleep(0.005)
     seconds, micros = client.time()
     return time.monotonic() + (deadline - (seconds * 1000 + micros // 1000)) / 1000
@@ -66,7 +66,7 @@ async def test_a_job_whose_lease_cannot_be_renewed_stops_before_the_lease_ends(o
     client = redis.Redis.from_url(url)
     async with sched:
         task_id = await sched.submit(Task("long"))
-        lease_ends = await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
+        lease_ends = await _wait_for_a_renewal(client, sched.storage.tag, task_id)  # type: ignore[attr-defined]
         os.kill(pid, signal.SIGSTOP)
         try:
             with trio.fail_after(lease * 2):
@@ -104,7 +104,7 @@ async def test_a_sync_job_the_guard_stopped_is_handed_back_whatever_it_returns(
     client = redis.Redis.from_url(url)
     async with sched:
         task_id = await sched.submit(Task("slow"))
-        await _wait_for_a_renewal(client, sched.storage._key("leases"), task_id)  # type: ignore[attr-defined]
+        await _wait_for_a_renewal(client, sched.storage.tag, task_id)  # type: ignore[attr-defined]
         os.kill(pid, signal.SIGSTOP)
         await trio.sleep(LEASE * 0.75)  # past the guard's half lease, before the lease's end
         os.kill(pid, signal.SIGCONT)

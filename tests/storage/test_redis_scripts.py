@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import redis
 
+from redis_fixtures import lease_deadline
 from skedulr import RedisStorage
 
 SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
@@ -61,7 +62,7 @@ async def test_every_write_with_a_stale_token_is_refused_and_changes_nothing(red
         after = await storage.get(task_id, 2000)
         assert after == before and after.status.value == "running" and after.progress == 0.0, after
         client = redis.Redis.from_url(redis_url)
-        assert client.zscore(storage._key("leases"), task_id) == 7000  # the new attempt's lease, as claimed
+        assert lease_deadline(client, storage.tag, task_id) == 7000  # the new attempt's lease, as claimed
         client.close()
 
 

@@ -59,9 +59,9 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
 MIN_REDIS_VERSION = (6, 2)
 # The key layout of lua/_lib.lua, noted under {p}:layout by the first instance: instances of a version with
 # another layout must not share a prefix (one would misread what the other stored). 2: list members and
-# hand-offs; 3: {p}:died, the dead letter queue by time of death (both 2026-11-28; `_check_server`
-# migrates 2 to 3).
-LAYOUT = 3
+# hand-offs; 3: {p}:died, the dead letter queue by time of death (both 2026-11-28); 4: leases by batch
+# (2026-11-28). `_check_server` migrates 2 to 3 to 4.
+LAYOUT = 4
 _SWEEP_BATCH = 1000  # ended (or dead) tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
@@ -262,8 +262,8 @@ class RedisStorage:
             pairs = [x for task_id, ms in zip(chunk, finished, strict=True) if ms for x in (int(ms), task_id)]
             if pairs:
                 await self._exec("ZADD", self._key("died"), *pairs)
-        await self._exec("SET", self._key("layout"), LAYOUT)
-        log.warning("prefix %r migrated from key layout 2 to %d (%d dead tasks)", self.prefix, LAYOUT, len(ids))
+        await self._exec("SET", self._key("layout"), 3)
+        log.warning("prefix %r migrated from key layout 2 to 3 (%d dead tasks)", self.prefix, len(ids))
 
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
@@ -277,6 +277,11 @@ class RedisStorage:
         layout = int(await self._exec("GET", self._key("layout")))
         if layout == 2:
             await self._migrate_from_layout_2()
+            layout = 3
+        if layout == 3:  # lua/migrate.lua: leases by batch (safe to repeat: it checks the layout)
+            moved = await self._eval("migrate", [], [self.tag])
+            if moved >= 0:
+                log.warning("prefix %r migrated from key layout 3 to 4 (%d running tasks)", self.prefix, moved)
             layout = LAYOUT
         if layout != LAYOUT:
             raise StorageError(

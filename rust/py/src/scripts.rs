@@ -26,4 +26,5 @@ pub const SCRIPTS: &[(&str, &str)] = lua!(
     "schedule",
     "instance",
     "control",
+    "migrate",
 );

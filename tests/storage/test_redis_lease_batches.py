@@ -1,0 +1,119 @@
+"""Leases by batch (lua/_lib.lua, open_batch): the tasks one claim takes share one lease, which goes once
+none of them runs under it any more, however each one left (succeeded, failed, handed back, cancelled);
+the reaper returns only those still running under a lease that ran out; a heartbeat through any of them
+renews it; and a prefix of layout 3 (one lease per task) is migrated on start."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+
+from redis_fixtures import LEASE_BATCH, lease_deadline
+from skedulr import RedisStorage
+from skedulr.storage.redis import LAYOUT
+
+SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
+
+
+def _batch_keys(client: redis.Redis, tag: str) -> tuple[list[bytes], list[bytes], dict[bytes, bytes]]:
+    """The lease zset's members, the batch id lists' keys, and the running count per batch."""
+    return (client.zrange(f"{tag}:leases", 0, -1), sorted(client.keys(f"{tag}:lb:*")), client.hgetall(f"{tag}:lbn"))
+
+
+async def test_a_claims_tasks_share_one_lease_released_when_the_last_of_them_stops_running(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-release", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 5, 1000)]
+        rows = await storage.claim("default", 5, 1, 5000, 1000)
+        tokens = [row[1] for row in rows]
+        batch = tokens[0] // LEASE_BATCH
+        assert tokens == [batch * LEASE_BATCH + k for k in range(1, 6)], tokens
+        assert [row[0] for row in rows] == ids
+        members, lists, running = _batch_keys(client, storage.tag)
+        assert members == [str(batch).encode()] and len(lists) == 1 and running == {str(batch).encode(): b"5"}
+        assert [x.decode() for x in client.lrange(lists[0], 0, -1)] == ids
+        assert all(lease_deadline(client, storage.tag, task_id) == 6000 for task_id in ids)
+
+        held = [(row[0], row[1]) for row in rows]
+        assert await storage.succeed_many([(*held[0], None)], 1100) == []
+        assert await storage.fail_many([(*held[1], "E: x", "tb", 0)], 1100) == []  # no retries left: dead
+        assert await storage.hand_back_many([held[2]], 1100) == 1
+        assert (await storage.cancel(ids[3], 1100))[:2] == (True, held[3])
+        assert client.hget(f"{storage.tag}:lbn", batch) == b"1"
+        assert lease_deadline(client, storage.tag, ids[4]) == 6000  # the last one still runs under it
+        assert await storage.succeed_many([(*held[4], None)], 1200) == []
+        assert _batch_keys(client, storage.tag) == ([], [], {}), "the batch's lease outlived its tasks"
+
+        # a refused write (the task had left the batch already) releases nothing twice
+        assert await storage.succeed_many([(*held[0], None)], 1300) == [held[0]]
+        assert _batch_keys(client, storage.tag) == ([], [], {})
+        assert (await storage.get(ids[1], 1300)).status.value == "dead"
+        ((handle, token, *_),) = await storage.claim("default", 5, 1, 5000, 1300)  # the one handed back
+        assert handle == ids[2] and token // LEASE_BATCH > batch
+    client.close()
+
+
+async def test_the_reaper_returns_only_the_tasks_still_running_under_a_lease_that_ran_out(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-reap", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 3, 1000)]
+        rows = await storage.claim("default", 3, 1, 1000, 1000)
+        assert await storage.succeed_many([(rows[0][0], rows[0][1], None)], 1100) == []
+        await storage.cancel(ids[1], 1100)
+        assert await storage.reap(1999) == []  # not yet
+        assert await storage.reap(2001) == [(ids[2], rows[2][1], ids[2], False)]
+        assert _batch_keys(client, storage.tag) == ([], [], {})
+        statuses = [(await storage.get(task_id, 2001)).status.value for task_id in ids]
+        assert statuses == ["succeeded", "cancelled", "queued"]
+        assert await storage.renew([(rows[2][0], rows[2][1])], 1000, 2002) == [(rows[2][0], rows[2][1])]
+    client.close()
+
+
+async def test_a_heartbeat_through_one_task_renews_its_batchs_lease(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-renew", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 4, 1000)]
+        first = await storage.claim("default", 2, 1, 1000, 1000)
+        second = await storage.claim("default", 2, 1, 1000, 1000)
+        assert first[0][1] // LEASE_BATCH != second[0][1] // LEASE_BATCH  # two claims, two batches
+        assert await storage.renew([(first[1][0], first[1][1])], 5000, 1500) == []
+        assert [lease_deadline(client, storage.tag, task_id) for task_id in ids] == [6500, 6500, 2000, 2000]
+        reaped = await storage.reap(3000)
+        assert sorted(row[0] for row in reaped) == sorted(ids[2:])
+        assert await storage.succeed_many([(row[0], row[1], None) for row in first], 3100) == []
+    client.close()
+
+
+async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: str) -> None:
+    """Layout 3 leased each task alone (member = task id) under tokens from a plain counter. Its running
+    task gets a batch of its own, keeping its deadline, under a token past every old one."""
+    prefix = f"batches-{os.urandom(3).hex()}"
+    tag = "{" + prefix + "}"
+    old = RedisStorage(redis_url, prefix=prefix, use_client_clock=True)
+    async with old.session():
+        ((running, _), (queued, _)) = await old.submit_many([SPEC, SPEC], 1000)
+        await old.claim("default", 1, 1, 4000, 1000)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{tag}:leases", f"{tag}:lbn", *client.keys(f"{tag}:lb:*"))  # as layout 3 left it:
+    client.zadd(f"{tag}:leases", {running: 5000})
+    client.hset(f"{tag}:t:{running}", "tok", 7)
+    client.set(f"{tag}:token", 7)
+    client.set(f"{tag}:layout", 3)
+
+    new = RedisStorage(redis_url, prefix=prefix, use_client_clock=True)
+    async with new.session():
+        assert int(client.get(f"{tag}:layout")) == LAYOUT
+        token = int(client.hget(f"{tag}:t:{running}", "tok"))
+        assert token > 7 and lease_deadline(client, tag, running) == 5000
+        assert await new.renew([(running, 7)], 4000, 2000) == [(running, 7)]  # the old token holds nothing
+        ((handle, fresh, *_),) = await new.claim("default", 1, 1, 4000, 2000)
+        assert handle == queued and fresh // LEASE_BATCH > token // LEASE_BATCH
+        assert await new.reap(5001) == [(running, token, running, False)]
+        assert (await new.get(running, 5001)).status.value == "queued"
+    async with RedisStorage(redis_url, prefix=prefix, use_client_clock=True).session():
+        assert int(client.hget(f"{tag}:t:{queued}", "tok")) == fresh  # a second start migrates nothing again
+    client.close()
