@@ -241,14 +241,14 @@ local BATCH = 1048576 -- 2^20: the most tasks in one batch (a token stays below 
 
 local function batch_of(token) return string.format('%d', math.floor(tonumber(token) / BATCH)) end
 
--- The number the next batch gets: task k of it (from 1) runs under token_text(b, k).
-local function next_batch(tag) return tonumber(rcall('GET', tag .. ':token') or 0) + 1 end
+-- A new batch number: task k of the batch (from 1) runs under token_text(b, k). (A number drawn for a
+-- batch that stays empty is simply never used.)
+local function new_batch(tag) return rcall('INCR', tag .. ':token') end
 
 local function token_text(b, k) return string.format('%d', b * BATCH + k) end
 
--- Opens batch b = next_batch(tag) for the first n (> 0) of `ids`, in token order, leased until `deadline`.
+-- Opens batch b (new_batch) for the first n (> 0) of `ids`, in token order, leased until `deadline`.
 local function open_batch(tag, b, ids, n, deadline)
-  rcall('SET', tag .. ':token', b)
   call_in_chunks('RPUSH', tag .. ':lb:' .. b, ids, n)
   rcall('HSET', tag .. ':lbn', b, n)
   rcall('ZADD', tag .. ':leases', deadline, b)

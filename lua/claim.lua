@@ -53,7 +53,7 @@ local LIST_READ = 256 -- ids read from a list at a time (at least)
 local out, n_out = {}, 0
 local lease_until = now + lease_ms
 local now_text = string.format('%d', now) -- converted once, not once per task
-local batch, leased = next_batch(tag), {} -- this call's batch: its task ids, in token order
+local batch, leased = nil, {} -- this call's batch (drawn with its first task): its task ids, in token order
 local tokens, bytes, taken = 0, 0, 0 -- tokens given out, bytes of specs, tasks looked at (up to max)
 local passed_over = 0
 local hand_id = ARGV[7] or ''
@@ -86,6 +86,7 @@ local function take(id, h, f, missing)
     end_task(tag, id, 'dead', now, key_ttl)
     return
   end
+  if tokens == 0 then batch = new_batch(tag) end
   tokens = tokens + 1
   leased[tokens] = id
   local attempt = (tonumber(f[3]) or 0) + 1

@@ -20,7 +20,7 @@ for i = 1, #old, 2 do
   local id, deadline = old[i], old[i + 1]
   local h = tkey(tag, id)
   if rcall('HGET', h, 'status') == 'running' then
-    local b = next_batch(tag)
+    local b = new_batch(tag)
     rcall('HSET', h, 'tok', token_text(b, 1))
     open_batch(tag, b, { id }, 1, deadline)
     moved = moved + 1

@@ -234,14 +234,14 @@ local function hand_off(q)
       or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
     return false
   end
-  local order -- queue order: priority, then seq
-  local batch = next_batch(tag)
+  local order, batch -- queue order (priority, then seq); the batch they are leased as
   -- (those that stood idle too long ago, without claiming since, are swept by claims)
   for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
     local room, lease_ms = string.match(rcall('HGET', rooms, hand_id) or '', '^(%d+) (%d+)$')
     local gone = not room
     if room and tonumber(room) >= count then
       if not order then
+        batch = new_batch(tag)
         order = {}
         for k = 1, count do order[k] = k end
         table.sort(order, function(a, b)
