@@ -17,7 +17,7 @@ if TERMINAL[status] then return { 0, status } end
 local token = ''
 if status == 'running' then
   token = f[4]
-  if token and token ~= '' then release(tag, { token }) end
+  if tonumber(token) then release(tag, { token }) end -- (a damaged record's may be anything)
   rcall('HSET', KEYS[1], 'tok', '')
   rcall('PUBLISH', tag .. ':cancel', id)
 elseif status == 'queued' then -- (one waiting in a bulk submit's list stays there: claims pass it over)

@@ -1,15 +1,17 @@
---[[ migrate: moves a prefix from key layout 3 to 4, when an instance starts (once: it checks the layout).
+--[[ migrate: moves a prefix from key layout 2 or 3 to 4, when an instance starts. Only the layout the caller
+found moves: two instances starting at once move it once (the second finds layout 4 and does nothing).
+Layout 3 added {p}:died, which the caller of a layout 2 prefix has filled already (it is safe to repeat).
 Layout 4 leases running tasks by batch (open_batch in _lib) where layout 3 leased each task alone, under
 tokens from a plain counter: each such lease becomes a batch of one, keeping its deadline, under a new
-token past every old one. Instances of layout 3 must be stopped by then: their tasks come back to the
-queue when these leases run out, and their writes are refused.
-ARGV[1] tag
-Returns: the number of running tasks moved, or -1 when the prefix was not of layout 3.
+token past every old one. Instances of the old layout must be stopped by then: their tasks come back to
+the queue when these leases run out, and their writes are refused.
+ARGV[1] tag; ARGV[2] the layout the caller found ("2" or "3")
+Returns: the number of running tasks moved, or -1 when the prefix was no longer of that layout.
 ]]
 --- @include _lib
 
 local tag = ARGV[1]
-if rcall('GET', tag .. ':layout') ~= '3' then return -1 end
+if rcall('GET', tag .. ':layout') ~= ARGV[2] then return -1 end
 local leases = tag .. ':leases'
 local old = rcall('ZRANGE', leases, 0, -1, 'WITHSCORES')
 rcall('DEL', leases)

@@ -3,7 +3,8 @@ lease max_lease_losses times goes dead instead (a crash loop), counted apart fro
 A lease covers a batch of tasks (open_batch in _lib): those of them still running under it are reaped.
 KEYS[1] {p}:leases  zset
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] max_lease_losses; ARGV[4] key_ttl_ms;
-ARGV[5] limit (most leases to reap in one call)
+ARGV[5] limit: a call stops after the lease that brings the tasks it looked at to this many (a lease's
+        tasks are reaped together); the rest wait for the next call
 Returns: flat array of 3 per reaped task: id, token, 1 if it went dead else 0.
 ]]
 --- @include _lib
@@ -11,9 +12,13 @@ Returns: flat array of 3 per reaped task: id, token, 1 if it went dead else 0.
 local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
 local max_losses, key_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {}
-for _, b in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
-  for k, id in ipairs(rcall('LRANGE', tag .. ':lb:' .. b, 0, -1)) do
+local limit = tonumber(ARGV[5])
+local out, looked = {}, 0
+for _, b in ipairs(rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
+  if looked >= limit then break end
+  local ids = rcall('LRANGE', tag .. ':lb:' .. b, 0, -1)
+  looked = looked + #ids
+  for k, id in ipairs(ids) do
     local token = token_text(tonumber(b), k)
     if holds(tag, id, token) then
       local h = tkey(tag, id)

@@ -234,51 +234,43 @@ local function hand_off(q)
       or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
     return false
   end
-  local order, batch -- queue order (priority, then seq); the batch they are leased as
   -- (those that stood idle too long ago, without claiming since, are swept by claims)
   for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
     local room, lease_ms = string.match(rcall('HGET', rooms, hand_id) or '', '^(%d+) (%d+)$')
-    local gone = not room
-    if room and tonumber(room) >= count then
-      if not order then
-        batch = new_batch(tag)
-        order = {}
-        for k = 1, count do order[k] = k end
-        table.sort(order, function(a, b)
-          local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
-          if sa ~= sb then return sa < sb end
-          return q.pairs[2 * a] < q.pairs[2 * b]
-        end)
-      end
+    local channel = tag .. ':hand:' .. hand_id
+    -- (PUBSUB NUMSUB, not what PUBLISH returns: that counts pattern subscribers too, a monitor for one)
+    if not room or rcall('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+      forget_idle(tag, q.pool, hand_id) -- gone: nobody listens on its channel
+    elseif tonumber(room) >= count then
+      local order = {} -- queue order: priority, then seq
+      for k = 1, count do order[k] = k end
+      table.sort(order, function(a, b)
+        local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
+        if sa ~= sb then return sa < sb end
+        return q.pairs[2 * a] < q.pairs[2 * b]
+      end)
+      local batch = new_batch(tag)
       local lease_until = now + tonumber(lease_ms)
       local message = { q.pool, ' ', string.format('%d', lease_until), '\n' }
+      local leased, noted = {}, {}
       for k, at in ipairs(order) do
         local j = q.tasks[at]
-        message[#message + 1] = ids[j] .. ' ' .. token_text(batch, k) .. ' ' .. #specs[j] .. '\n' .. specs[j]
+        local token = token_text(batch, k)
+        rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
+        leased[k], noted[k] = ids[j], ids[j] .. ' ' .. token
+        message[#message + 1] = noted[k] .. ' ' .. #specs[j] .. '\n' .. specs[j]
       end
-      -- published first: nobody listening (the instance is gone) means nothing is written for it. The
-      -- message leaves once this script has ended, so the writes below come first all the same.
-      if rcall('PUBLISH', tag .. ':hand:' .. hand_id, table.concat(message)) > 0 then
-        local leased, noted = {}, {}
-        for k, at in ipairs(order) do
-          local j = q.tasks[at]
-          local token = token_text(batch, k)
-          rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
-          leased[k], noted[k] = ids[j], ids[j] .. ' ' .. token
-        end
-        open_batch(tag, batch, leased, count, lease_until)
-        call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
-        rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
-        if tonumber(room) == count then
-          leave_idle(tag, q.pool, hand_id)
-        else
-          rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
-        end
-        return true
+      open_batch(tag, batch, leased, count, lease_until)
+      call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
+      rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
+      rcall('PUBLISH', channel, table.concat(message))
+      if tonumber(room) == count then
+        leave_idle(tag, q.pool, hand_id)
+      else
+        rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
       end
-      gone = true -- nobody listens on its channel
+      return true
     end
-    if gone then forget_idle(tag, q.pool, hand_id) end
   end
   return false
 end

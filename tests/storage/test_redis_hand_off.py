@@ -144,14 +144,21 @@ async def test_a_hand_off_waits_for_room_and_keeps_its_lease(redis_url: str) -> 
 
 
 async def test_an_instance_that_is_gone_gets_no_hand_off(redis_url: str) -> None:
+    """Not even while a pattern subscriber (a monitor, say) would receive what is published to its channel."""
     prefix = f"hand-{os.urandom(3).hex()}"
     client = redis.Redis.from_url(redis_url)
     client.zadd(f"{{{prefix}}}:idle:default", {"00000000deadbeef": 2**50})  # it stood idle, then died
     client.hset(f"{{{prefix}}}:room:default", "00000000deadbeef", "10 30000")
-    async with _submitter(redis_url, prefix) as submitter:
-        task_id = await submitter.submit(Task("job"))
-        assert (await submitter.get(task_id)).status is TaskStatus.QUEUED
-        assert (await submitter.stats()).counts["queued"] == 1
+    monitor = client.pubsub()
+    monitor.psubscribe("*")
+    assert monitor.get_message(timeout=1.0) is not None  # the subscription is confirmed
+    try:
+        async with _submitter(redis_url, prefix) as submitter:
+            task_id = await submitter.submit(Task("job"))
+            assert (await submitter.get(task_id)).status is TaskStatus.QUEUED
+            assert (await submitter.stats()).counts["queued"] == 1
+    finally:
+        monitor.close()
     assert _idle(redis_url, prefix) == {}, "nobody listens on its channel: it must leave the idle set"
 
 

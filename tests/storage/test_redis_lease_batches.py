@@ -117,3 +117,33 @@ async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: st
     async with RedisStorage(redis_url, prefix=prefix, use_client_clock=True).session():
         assert int(client.hget(f"{tag}:t:{queued}", "tok")) == fresh  # a second start migrates nothing again
     client.close()
+
+
+async def test_a_migration_moves_only_the_layout_its_instance_found(redis_url: str) -> None:
+    """Two instances starting on an old prefix at once: the one that comes second finds the prefix moved
+    on already, and its migration (of the layout it found) changes nothing, live leases included."""
+    storage = RedisStorage(redis_url, prefix="batches-race", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        await storage.submit_many([SPEC, SPEC], 1000)
+        rows = await storage.claim("default", 2, 1, 5000, 1000)
+        before = (_batch_keys(client, storage.tag), client.get(f"{storage.tag}:token"))
+        for found in (2, 3):
+            assert await storage._eval("migrate", [], [storage.tag, found]) == -1
+        assert (_batch_keys(client, storage.tag), client.get(f"{storage.tag}:token")) == before
+        assert int(client.get(f"{storage.tag}:layout")) == LAYOUT
+        assert await storage.renew([(row[0], row[1]) for row in rows], 5000, 2000) == []
+    client.close()
+
+
+async def test_a_reap_call_stops_at_its_limit_after_whole_leases(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-limit", use_client_clock=True)
+    async with storage.session():
+        await storage.submit_many([SPEC] * 6, 1000)
+        for _ in range(3):
+            assert len(await storage.claim("default", 2, 1, 1000, 1000)) == 2
+        args = [storage.tag, 5000, storage.max_lease_losses, storage.key_ttl_ms, 3]
+        first = await storage._eval("reap", [storage._key("leases")], args)
+        assert len(first) == 3 * 4, "a call reaps whole leases until it has looked at 3 tasks or more"
+        second = await storage._eval("reap", [storage._key("leases")], args)
+        assert len(second) == 3 * 2 and await storage._eval("reap", [storage._key("leases")], args) == []

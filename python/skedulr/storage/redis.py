@@ -60,7 +60,7 @@ MIN_REDIS_VERSION = (6, 2)
 # The key layout of lua/_lib.lua, noted under {p}:layout by the first instance: instances of a version with
 # another layout must not share a prefix (one would misread what the other stored). 2: list members and
 # hand-offs; 3: {p}:died, the dead letter queue by time of death (both 2026-11-28); 4: leases by batch
-# (2026-11-28). `_check_server` migrates 2 to 3 to 4.
+# (2026-11-28). `_check_server` migrates 2 and 3 to 4.
 LAYOUT = 4
 _SWEEP_BATCH = 1000  # ended (or dead) tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
@@ -251,10 +251,11 @@ class RedisStorage:
                     for connection in direct.values():
                         await connection.aclose()
 
-    async def _migrate_from_layout_2(self) -> None:
-        """Layout 3 only adds {p}:died (the dead letter queue by time of death): filled from the dead tasks
-        (safe to repeat, as two instances starting at once may). Instances of layout 2 must be stopped by
-        then: a task one sends dead afterwards would never leave the DLQ by `dead_retention`."""
+    async def _fill_dead_by_time(self) -> None:
+        """Layout 3 added {p}:died (the dead letter queue by time of death): filled here from the dead tasks
+        of a layout 2 prefix, before lua/migrate.lua moves it on (safe to repeat, as two instances starting
+        at once may). Instances of layout 2 must be stopped by then: a task one sends dead afterwards would
+        never leave the DLQ by `dead_retention`."""
         ids = [_text(i) for i in await self._exec("ZRANGE", self._key("dead"), 0, -1)]
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
@@ -262,8 +263,6 @@ class RedisStorage:
             pairs = [x for task_id, ms in zip(chunk, finished, strict=True) if ms for x in (int(ms), task_id)]
             if pairs:
                 await self._exec("ZADD", self._key("died"), *pairs)
-        await self._exec("SET", self._key("layout"), 3)
-        log.warning("prefix %r migrated from key layout 2 to 3 (%d dead tasks)", self.prefix, len(ids))
 
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
@@ -275,14 +274,14 @@ class RedisStorage:
             )
         await self._exec("SET", self._key("layout"), LAYOUT, "NX")
         layout = int(await self._exec("GET", self._key("layout")))
-        if layout == 2:
-            await self._migrate_from_layout_2()
-            layout = 3
-        if layout == 3:  # lua/migrate.lua: leases by batch (safe to repeat: it checks the layout)
-            moved = await self._eval("migrate", [], [self.tag])
+        if layout in (2, 3):  # (lua/migrate.lua moves only the layout found here, so it moves once)
+            if layout == 2:
+                await self._fill_dead_by_time()
+            moved = await self._eval("migrate", [], [self.tag, layout])
             if moved >= 0:
-                log.warning("prefix %r migrated from key layout 3 to 4 (%d running tasks)", self.prefix, moved)
-            layout = LAYOUT
+                log.warning("prefix %r migrated from key layout %d to %d (%d running tasks)",
+                            self.prefix, layout, LAYOUT, moved)  # fmt: skip
+            layout = int(await self._exec("GET", self._key("layout")))
         if layout != LAYOUT:
             raise StorageError(
                 f"prefix {self.prefix!r} at Redis {redact_url(self.url)} holds skedulr data in key layout {layout}; "
