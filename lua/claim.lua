@@ -42,6 +42,13 @@ local function damaged(f)
   return nil
 end
 
+-- Sends damaged record `id` (its status was `status`; `missing` says what is wrong) dead with the reason.
+local function bury(id, h, status, missing)
+  rcall('HSET', h, 'pool', pool, 'status', status or 'queued',
+    'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
+  end_task(tag, id, 'dead', now, key_ttl)
+end
+
 if max < 1 then return {} end
 -- A reply of many large payloads takes a while to cross the network: the batch stops growing past this
 -- many bytes of specs (it always takes at least one task).
@@ -62,7 +69,11 @@ if hand_id ~= '' then -- handed tasks it still holds: the caller keeps those it 
   for _, entry in ipairs(rcall('LRANGE', noted, 0, -1)) do
     local id, token = string.match(entry, '^(%S+) (%S+)$')
     local f = id and holds(tag, id, token) and rcall('HMGET', tkey(tag, id), 'spec', 'att')
-    if f and not damaged({ f[1], 'running', f[2], pool }) then -- (a damaged one is left to the reaper)
+    local missing = f and damaged({ f[1], 'running', f[2], pool })
+    if missing then -- (dead now: its batch's lease, renewed through the others, would keep it running)
+      bury(id, tkey(tag, id), 'running', missing)
+      release(tag, { token })
+    elseif f then
       local b = batch_of(token)
       if not renewed[b] then
         renewed[b] = true
@@ -81,9 +92,7 @@ local started = 0 -- queued -> running, counted once for the batch
 local function take(id, h, f, missing)
   missing = missing or damaged(f)
   if missing then
-    rcall('HSET', h, 'pool', pool, 'status', f[2] or 'queued',
-      'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
-    end_task(tag, id, 'dead', now, key_ttl)
+    bury(id, h, f[2], missing)
     return
   end
   if tokens == 0 then batch = new_batch(tag) end

@@ -147,3 +147,28 @@ async def test_a_reap_call_stops_at_its_limit_after_whole_leases(redis_url: str)
         assert len(first) == 3 * 4, "a call reaps whole leases until it has looked at 3 tasks or more"
         second = await storage._eval("reap", [storage._key("leases")], args)
         assert len(second) == 3 * 2 and await storage._eval("reap", [storage._key("leases")], args) == []
+
+
+async def test_a_damaged_handed_task_goes_dead_at_the_next_claim_and_leaves_its_batch(redis_url: str) -> None:
+    """Not left to the reaper: the batch's lease, renewed through its other tasks, would keep it running."""
+    storage = RedisStorage(redis_url, prefix="batches-damaged", use_client_clock=False)  # (hand-offs: server clock)
+    client = redis.Redis.from_url(redis_url)
+    hand_id = "00000000feedf00d"
+    listener = client.pubsub()
+    listener.subscribe(f"{storage.tag}:hand:{hand_id}")  # the instance, as Redis sees it
+    assert listener.get_message(timeout=1.0) is not None
+    try:
+        async with storage.session():
+            assert await storage.claim("default", 2, 1, 30_000, 0, idle=(hand_id, 2)) == []  # stands idle
+            ((task_id, _),) = await storage.submit_many([SPEC], 0)
+            assert (await storage.get(task_id, 0)).status.value == "running", "it was not handed off"
+            assert client.hdel(f"{storage.tag}:t:{task_id}", "spec") == 1
+            assert await storage.claim("default", 2, 1, 30_000, 0, idle=(hand_id, 2)) == []
+            info = await storage.get(task_id, 0)
+            assert info.status.value == "dead" and "spec" in (info.error or ""), info
+            assert _batch_keys(client, storage.tag) == ([], [], {})
+            counts = await storage.counts(0)
+            assert (counts["default"]["running"], counts["default"]["dead"]) == (0, 1), counts
+    finally:
+        listener.close()
+        client.close()
