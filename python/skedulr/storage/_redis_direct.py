@@ -217,13 +217,16 @@ class DirectConnection:
             finished = False
             try:
                 stream = self._stream or await self._connect()
-                # The send and the reply's first bytes share one deadline (a cancel scope is dear to a
-                # process just woken from idling), with a second per MiB for a large command to go out.
-                # Then the timeout is for silence, not for a long reply.
+                # The send and the reply's first bytes share one deadline, with a second per MiB for a large
+                # command to go out; then the timeout is for silence, not for a long reply. A bare cancel
+                # scope, not fail_after (two generator context managers around one): each is dear to a
+                # process just woken from idling, and this is the path from submit to start.
                 wait = timeout or self._socket_timeout
-                with trio.fail_after(wait + len(data) / (1 << 20)):
+                with trio.CancelScope(deadline=trio.current_time() + wait + len(data) / (1 << 20)) as scope:
                     await stream.send_all(data)
                     first = await stream.receive_some(65536)
+                if scope.cancelled_caught:
+                    raise trio.TooSlowError
                 feed(self._reader, first)
                 reply = await read_reply(stream, self._reader, wait)
                 finished = True
