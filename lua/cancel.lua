@@ -1,6 +1,6 @@
 --[[ cancel: a waiting, scheduled, queued, retrying or running task will never run (again).
 KEYS[1] {p}:t:<id>  hash  the task
-KEYS[2] {p}:leases  zset
+KEYS[2] {p}:leases  zset  (the running task's batch lease is released: release in _lib)
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] key_ttl_ms; ARGV[4] id
 Returns: {1, token} when cancelled now (token of the lease it held if it was running, else ""),
          {0, status} when it had already ended.

@@ -1,4 +1,4 @@
---[[ claim: moves up to `max` tasks of a pool to running, each under a lease with a new fencing token.
+--[[ claim: moves up to `max` tasks of a pool to running, each with a new fencing token, all under one lease.
 Due scheduled/retrying tasks of the pool are promoted to the ready queue first.
 KEYS[1] {p}:r:<pool>  zset  ready queue
 KEYS[2] {p}:d:<pool>  zset  scheduled and retrying tasks
@@ -7,8 +7,8 @@ KEYS[4] {p}:token     string lease batch counter
 ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] pool; ARGV[4] max; ARGV[5] lease_ms;
 ARGV[6] key_ttl_ms (for a damaged record that goes dead); ARGV[7] the claiming instance's hand id, or "";
 ARGV[8] idle_ms, ARGV[9] room: with a hand id, the tasks handed to the instance that it still holds come
-first (their message may have been lost; their batch's lease is renewed), and when the claim leaves the queue
-empty the instance stands idle for idle_ms (see stand_idle in _lib) with room for `room` tasks (its free
+first (their message may have been lost; their batch's lease is renewed), and when the claim leaves the
+queue empty the instance stands idle for idle_ms (see stand_idle in _lib) with room for `room` tasks (its free
 runners) less those this call returns; otherwise it no longer stands idle
 The tasks it leases form one batch, under one lease (open_batch in _lib).
 Returns: flat array of 4 per task: id, token, attempt, spec (the task's "spec" field, see _lib), then
@@ -44,7 +44,7 @@ end
 
 -- Sends damaged record `id` (its status was `status`; `missing` says what is wrong) dead with the reason.
 local function bury(id, h, status, missing)
-  rcall('HSET', h, 'pool', pool, 'status', status or 'queued',
+  rcall('HSET', h, 'pool', pool, 'status', status or 'queued', 'tok', '',
     'err', 'damaged task record: field ' .. missing .. ' is missing or invalid')
   end_task(tag, id, 'dead', now, key_ttl)
 end

@@ -1,17 +1,27 @@
 --[[ migrate: moves a prefix from key layout 2 or 3 to 4, when an instance starts. Only the layout the caller
-found moves: two instances starting at once move it once (the second finds layout 4 and does nothing).
-Layout 3 added {p}:died, which the caller of a layout 2 prefix has filled already (it is safe to repeat).
-Layout 4 leases running tasks by batch (open_batch in _lib) where layout 3 leased each task alone, under
-tokens from a plain counter: each such lease becomes a batch of one, keeping its deadline, under a new
-token past every old one. Instances of the old layout must be stopped by then: their tasks come back to
-the queue when these leases run out, and their writes are refused.
+found moves, in one step: two instances starting at once move it once (the second finds layout 4 and does
+nothing). Instances of the old layout must be stopped first (README, "Upgrading").
+From 2: layout 3 added {p}:died, the dead letter queue by time of death, filled here from the dead tasks.
+From 3 (and 2): layout 4 leases running tasks by batch (open_batch in _lib) where the older layouts leased
+each task alone, under tokens from a plain counter: each such lease becomes a batch of one, keeping its
+deadline, under a new token past every old one, so a write under an old token is refused.
 ARGV[1] tag; ARGV[2] the layout the caller found ("2" or "3")
-Returns: the number of running tasks moved, or -1 when the prefix was no longer of that layout.
+Returns: {running tasks moved, dead tasks indexed}, or -1 when the prefix was no longer of that layout.
 ]]
 --- @include _lib
 
 local tag = ARGV[1]
 if rcall('GET', tag .. ':layout') ~= ARGV[2] then return -1 end
+local indexed = 0
+if ARGV[2] == '2' then
+  for _, id in ipairs(rcall('ZRANGE', tag .. ':dead', 0, -1)) do
+    local died = rcall('HGET', tkey(tag, id), 'fms')
+    if died then
+      rcall('ZADD', tag .. ':died', died, id)
+      indexed = indexed + 1
+    end
+  end
+end
 local leases = tag .. ':leases'
 local old = rcall('ZRANGE', leases, 0, -1, 'WITHSCORES')
 rcall('DEL', leases)
@@ -29,4 +39,4 @@ for i = 1, #old, 2 do
   end
 end
 rcall('SET', tag .. ':layout', '4')
-return moved
+return { moved, indexed }

@@ -1,7 +1,7 @@
 --[[ renew: heartbeat; extends the leases a worker still holds (one per batch: see open_batch in _lib).
 KEYS[1] {p}:leases  zset
-ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] lease_ms; then 2 per lease: id, token
-Returns: flat array id, token of the leases lost (their jobs must stop).
+ARGV[1] tag; ARGV[2] now_ms ("" = server clock); ARGV[3] lease_ms; then 2 per task the worker runs: id, token
+Returns: flat array id, token of those whose lease was lost (their jobs must stop).
 ]]
 --- @include _lib
 

@@ -123,6 +123,31 @@ async def test_a_server_that_never_answers_times_out() -> None:
         assert outstanding_calls() == 0
 
 
+async def test_a_reply_that_does_not_come_in_time_fails_the_call_and_the_next_call_gets_its_own_reply(
+    redis_url: str,
+) -> None:
+    """Connected, but the server stays silent past the socket timeout (it is busy): the call fails with a
+    StorageError naming the timeout, drops the connection, and the next call is answered on a new one."""
+    conn = DirectConnection(redis_url, name="test-direct-silent", socket_timeout=0.2)
+    try:
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1  # connected
+        start = time.monotonic()
+        with pytest.raises(StorageError, match="TooSlowError"):
+            await conn.eval_script(SLOW, [], [600])
+        assert time.monotonic() - start < 0.5
+        assert "not connected" in repr(conn)
+        with trio.fail_after(5):
+            while True:  # (the server is still busy with the slow script for a moment)
+                try:
+                    assert await conn.eval_script(INCR, ["n"], [1]) == 2
+                    break
+                except StorageError:
+                    await trio.sleep(0.1)
+        assert outstanding_calls() == 0
+    finally:
+        await conn.aclose()
+
+
 async def test_a_password_is_sent_and_never_shows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="skedulr")
     with RedisServer(tmp_path / "redis") as server:

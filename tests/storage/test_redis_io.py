@@ -358,3 +358,38 @@ async def test_a_silently_dead_subscription_connection_is_noticed_and_replaced(
             publisher.close()
             assert await sub.wait(2.0) == Message(b"wake", b"after")
         nursery.cancel_scope.cancel()
+
+
+async def test_the_health_check_pings_on_time_while_messages_flow_and_loses_none(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PING comes every HEALTH_CHECK_EVERY seconds whether or not messages arrive, and what arrives
+    meanwhile (a handled channel's messages, queued ones, the PONG) is all read, in order."""
+    from skedulr.storage import _redis_subscription
+
+    monkeypatch.setattr(_redis_subscription, "HEALTH_CHECK_EVERY", 0.02)
+    handled: list[bytes] = []
+    publisher = redis.Redis.from_url(redis_server.url)
+    name = f"health-{random.getrandbits(32):08x}"
+    publisher.config_resetstat()
+    try:
+        async with open_subscription(redis_server.url, ["wake"], handlers={"hand": handled.append}, name=name) as sub:
+            sent = 0
+            with trio.fail_after(10):
+                for _ in range(40):  # about 0.4 s of steady traffic: twenty health checks' worth
+                    for _ in range(25):
+                        publisher.publish("hand", str(sent))
+                        sent += 1
+                    publisher.publish("wake", str(sent))
+                    await trio.sleep(0.01)
+                while len(handled) < sent:
+                    await trio.sleep(0.01)
+            assert handled == [str(i).encode() for i in range(sent)]
+            woken = []
+            while (message := await sub.wait(0)) is not None:
+                woken.append(message)
+            assert woken, "the queued channel's messages were lost"
+            pings = publisher.info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
+            assert pings >= 10, f"{pings} health checks in about 0.4 s of traffic, one due every 0.02 s"
+    finally:
+        publisher.close()

@@ -1,16 +1,19 @@
 """Leases by batch (lua/_lib.lua, open_batch): the tasks one claim takes share one lease, which goes once
 none of them runs under it any more, however each one left (succeeded, failed, handed back, cancelled);
 the reaper returns only those still running under a lease that ran out; a heartbeat through any of them
-renews it; and a prefix of layout 3 (one lease per task) is migrated on start."""
+renews it; a reap goes on until every lease that ran out is reaped; and a prefix of layout 3 (one
+lease per task) is migrated on start."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
 import redis
 
 from redis_fixtures import LEASE_BATCH, lease_deadline
 from skedulr import RedisStorage
+from skedulr.storage import redis as redis_storage
 from skedulr.storage.redis import LAYOUT
 
 SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
@@ -52,6 +55,22 @@ async def test_a_claims_tasks_share_one_lease_released_when_the_last_of_them_sto
         assert (await storage.get(ids[1], 1300)).status.value == "dead"
         ((handle, token, *_),) = await storage.claim("default", 5, 1, 5000, 1300)  # the one handed back
         assert handle == ids[2] and token // LEASE_BATCH > batch
+    client.close()
+
+
+async def test_outcomes_recorded_together_release_their_batch_by_their_number(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-together", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        await storage.submit_many([SPEC] * 6, 1000)
+        first = await storage.claim("default", 4, 1, 5000, 1000)
+        second = await storage.claim("default", 2, 1, 5000, 1000)
+        b1, b2 = (str(rows[0][1] // LEASE_BATCH).encode() for rows in (first, second))
+        mixed = [*first[:2], second[0]]  # two batches in one call
+        assert await storage.succeed_many([(r[0], r[1], None) for r in mixed], 1100) == []
+        assert client.hgetall(f"{storage.tag}:lbn") == {b1: b"2", b2: b"1"}
+        assert await storage.fail_many([(r[0], r[1], "E: x", "tb", None) for r in [*first[2:], second[1]]], 1200) == []
+        assert _batch_keys(client, storage.tag) == ([], [], {})
     client.close()
 
 
@@ -144,9 +163,44 @@ async def test_a_reap_call_stops_at_its_limit_after_whole_leases(redis_url: str)
             assert len(await storage.claim("default", 2, 1, 1000, 1000)) == 2
         args = [storage.tag, 5000, storage.max_lease_losses, storage.key_ttl_ms, 3]
         first = await storage._eval("reap", [storage._key("leases")], args)
-        assert len(first) == 3 * 4, "a call reaps whole leases until it has looked at 3 tasks or more"
+        assert len(first) == 3 * 4 + 1 and first[-1] == b"more", "whole leases until it looked at 3 tasks"
         second = await storage._eval("reap", [storage._key("leases")], args)
         assert len(second) == 3 * 2 and await storage._eval("reap", [storage._key("leases")], args) == []
+
+
+async def test_the_reaper_calls_again_until_every_lease_that_ran_out_is_reaped(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call stops at its limit (counting a lease's every task, finished ones too) and says so; `reap`
+    calls again rather than leave the rest for its next round, lease_ttl / 2 later."""
+    monkeypatch.setattr(redis_storage, "_REAP_BATCH", 3)
+    storage = RedisStorage(redis_url, prefix="batches-more", use_client_clock=True)
+    async with storage.session():
+        await storage.submit_many([SPEC] * 12, 1000)
+        stuck = []
+        for _ in range(4):  # each lease: two tasks done, one still running when the worker died
+            rows = await storage.claim("default", 3, 1, 1000, 1000)
+            assert await storage.succeed_many([(r[0], r[1], None) for r in rows[:2]], 1100) == []
+            stuck.append(rows[2][0])
+        reaped = await storage.reap(5000)
+        assert sorted(row[0] for row in reaped) == sorted(stuck)
+
+
+async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-garbled", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC, SPEC], 1000)]
+        rows = await storage.claim("default", 2, 1, 1000, 1000)
+        client.hdel(f"{storage.tag}:t:{ids[0]}", "tok")
+        client.hset(f"{storage.tag}:t:{ids[1]}", "tok", "garbled")
+        reaped = await storage.reap(5000)
+        assert [(row[0], row[1]) for row in reaped] == [(row[0], row[1]) for row in rows]
+        assert [(await storage.get(task_id, 5000)).status.value for task_id in ids] == ["queued", "queued"]
+        assert (await storage.cancel(ids[0], 5000))[:2] == (True, None)
+        client.hset(f"{storage.tag}:t:{ids[1]}", "status", "running")  # damaged: running, token garbled
+        assert (await storage.cancel(ids[1], 5000))[:2] == (True, None), "a damaged token is no lease"
+    client.close()
 
 
 async def test_a_damaged_handed_task_goes_dead_at_the_next_claim_and_leaves_its_batch(redis_url: str) -> None:

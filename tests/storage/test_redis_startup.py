@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_fixtures import RedisServer
+from redis_fixtures import RedisServer, lease_deadline
 from skedulr import RedisStorage, Scheduler
 from skedulr.errors import StorageError
 from skedulr.storage.redis import LAYOUT
@@ -54,22 +54,35 @@ async def test_an_instance_refuses_a_prefix_that_holds_another_key_layout(redis_
     assert f"layout {LAYOUT}" in str(refused.value)
 
 
-async def test_a_prefix_of_layout_2_is_migrated_and_its_dead_tasks_leave_by_dead_retention(redis_url: str) -> None:
+async def test_a_prefix_of_layout_2_is_migrated_and_its_dead_tasks_leave_by_dead_retention(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its dead tasks are indexed by time of death (layout 3), and its running task's lease (one per task
+    in layout 2) becomes a batch of one (layout 4), keeping its deadline."""
     prefix = f"startup-{os.urandom(3).hex()}"
+    tag = "{" + prefix + "}"
     spec = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
     old = RedisStorage(redis_url, prefix=prefix, use_client_clock=True)
     async with old.session():
-        ids = [task_id for task_id, _ in await old.submit_many([spec, spec], 1000)]
+        ids = [task_id for task_id, _ in await old.submit_many([spec, spec, spec], 1000)]
         rows = await old.claim("default", 2, 1, 5000, 1000)
         assert await old.fail_many([(r[0], r[1], "E: x", "tb", None) for r in rows], 2000) == []
+        await old.claim("default", 1, 1, 9000, 2000)
     client = redis.Redis.from_url(redis_url)
-    client.delete(f"{{{prefix}}}:died")  # as layout 2 left it
-    client.set(f"{{{prefix}}}:layout", 2)
+    client.delete(f"{tag}:died", f"{tag}:leases", f"{tag}:lbn", *client.keys(f"{tag}:lb:*"))  # as layout 2 left it:
+    client.zadd(f"{tag}:leases", {ids[2]: 11_000})
+    client.hset(f"{tag}:t:{ids[2]}", "tok", 3)
+    client.set(f"{tag}:token", 3)
+    client.set(f"{tag}:layout", 2)
     new = RedisStorage(redis_url, prefix=prefix, use_client_clock=True, dead_retention=10.0)
-    async with new.session():
-        assert int(client.get(f"{{{prefix}}}:layout")) == LAYOUT
-        assert sorted(x.decode() for x in client.zrange(f"{{{prefix}}}:died", 0, -1)) == sorted(ids)
-        assert await new.sweep(11_000) == 0  # died at 2000: kept until 12000
-        assert await new.sweep(12_001) == 2
-    assert client.zcard(f"{{{prefix}}}:dead") == 0
+    with caplog.at_level(logging.WARNING, logger="skedulr"):
+        async with new.session():
+            assert int(client.get(f"{tag}:layout")) == LAYOUT
+            assert sorted(x.decode() for x in client.zrange(f"{tag}:died", 0, -1)) == sorted(ids[:2])
+            assert lease_deadline(client, tag, ids[2]) == 11_000
+            assert await new.sweep(11_000) == 0  # died at 2000: kept until 12000
+            assert await new.sweep(12_001) == 2
+            assert [row[0] for row in await new.reap(12_001)] == [ids[2]]
+    assert client.zcard(f"{tag}:dead") == 0
     client.close()
+    assert "migrated from key layout 2 to 4 (1 running tasks, 2 dead tasks indexed)" in caplog.text

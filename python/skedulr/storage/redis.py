@@ -62,6 +62,7 @@ MIN_REDIS_VERSION = (6, 2)
 # hand-offs; 3: {p}:died, the dead letter queue by time of death (both 2026-11-28); 4: leases by batch
 # (2026-11-28). `_check_server` migrates 2 and 3 to 4.
 LAYOUT = 4
+_REAP_BATCH = 1000  # tasks of expired leases looked at per reap call: short scripts, called again while more are due
 _SWEEP_BATCH = 1000  # ended (or dead) tasks forgotten per sweep call: short scripts, called again while more are due
 _GROUP_LIMIT = 1000  # most single submits sent together in one script call
 _GROUP_BYTES = 8 << 20  # and most bytes of payload: one command stays well under Redis's query buffer limit
@@ -251,19 +252,6 @@ class RedisStorage:
                     for connection in direct.values():
                         await connection.aclose()
 
-    async def _fill_dead_by_time(self) -> None:
-        """Layout 3 added {p}:died (the dead letter queue by time of death): filled here from the dead tasks
-        of a layout 2 prefix, before lua/migrate.lua moves it on (safe to repeat, as two instances starting
-        at once may). Instances of layout 2 must be stopped by then: a task one sends dead afterwards would
-        never leave the DLQ by `dead_retention`."""
-        ids = [_text(i) for i in await self._exec("ZRANGE", self._key("dead"), 0, -1)]
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            finished = await self._exec_many([("HGET", self._key("t", i), "fms") for i in chunk])
-            pairs = [x for task_id, ms in zip(chunk, finished, strict=True) if ms for x in (int(ms), task_id)]
-            if pairs:
-                await self._exec("ZADD", self._key("died"), *pairs)
-
     async def _check_server(self) -> None:
         info = await self._exec("INFO", "server")  # redis-py parses it into a dict
         version = str(info.get("redis_version", "0"))
@@ -275,12 +263,10 @@ class RedisStorage:
         await self._exec("SET", self._key("layout"), LAYOUT, "NX")
         layout = int(await self._exec("GET", self._key("layout")))
         if layout in (2, 3):  # (lua/migrate.lua moves only the layout found here, so it moves once)
-            if layout == 2:
-                await self._fill_dead_by_time()
             moved = await self._eval("migrate", [], [self.tag, layout])
-            if moved >= 0:
-                log.warning("prefix %r migrated from key layout %d to %d (%d running tasks)",
-                            self.prefix, layout, LAYOUT, moved)  # fmt: skip
+            if moved != -1:
+                log.warning("prefix %r migrated from key layout %d to %d (%d running tasks, %d dead tasks indexed)",
+                            self.prefix, layout, LAYOUT, *moved)  # fmt: skip
             layout = int(await self._exec("GET", self._key("layout")))
         if layout != LAYOUT:
             raise StorageError(
@@ -642,14 +628,15 @@ class RedisStorage:
         return _held(await self._eval("renew", [self._key("leases")], args))
 
     async def reap(self, now_ms: int) -> list[tuple[Any, int, str, bool]]:
-        args = [self.tag, self._now(now_ms), self.max_lease_losses, self.key_ttl_ms, 1000]
-        flat = await self._eval("reap", [self._key("leases")], args)
+        args = [self.tag, self._now(now_ms), self.max_lease_losses, self.key_ttl_ms, _REAP_BATCH]
         out = []
-        for i in range(0, len(flat), 3):
-            task_id = _text(flat[i])
-            token = int(flat[i + 1]) if flat[i + 1] else 0
-            out.append((task_id, token, task_id, bool(flat[i + 2])))
-        return out
+        while True:  # a call ends after about _REAP_BATCH tasks, saying "more" if other leases ran out
+            flat = await self._eval("reap", [self._key("leases")], args)
+            for i in range(0, len(flat) - len(flat) % 3, 3):
+                task_id = _text(flat[i])
+                out.append((task_id, int(flat[i + 1]), task_id, bool(flat[i + 2])))
+            if len(flat) % 3 == 0:
+                return out
 
     async def set_progress_many(self, items: list[tuple[Any, int, float]]) -> None:
         args: list[Any] = [self.tag]
@@ -673,8 +660,8 @@ class RedisStorage:
         done, detail = await self._eval("cancel", keys, [self.tag, self._now(now_ms), self.key_ttl_ms, task_id])
         if not done:
             return False, None, _text(detail)
-        token = _text(detail)
-        return True, ((task_id, int(token)) if token else None), None
+        token = _text(detail)  # (a damaged record's may be anything: no lease the caller could hold)
+        return True, ((task_id, int(token)) if token.isdigit() else None), None
 
     async def resubmit(self, task_id: str, now_ms: int) -> None:
         _core.validate_name("task id", task_id)
