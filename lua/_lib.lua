@@ -217,14 +217,13 @@ end
 -- whose pool field was lost (a damaged record) cannot go back to a queue: it goes dead with the reason.
 local function requeue_unstarted(tag, id, now, key_ttl)
   local h = tkey(tag, id)
-  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status', 'cms')
+  local f = rcall('HMGET', h, 'pool', 'prio', 'rms', 'seq', 'status', 'cms', 'att')
   if not f[1] then
     rcall('HSET', h, 'tok', '', 'err', 'damaged task record: field pool is missing')
     end_task(tag, id, 'dead', now, key_ttl)
     return
   end
-  rcall('HINCRBY', h, 'att', -1)
-  rcall('HSET', h, 'sms', 0, 'tok', '')
+  rcall('HSET', h, 'att', math.max(0, (tonumber(f[7]) or 1) - 1), 'sms', 0, 'tok', '')
   rcall('HDEL', h, 'prog')
   local rkey = tag .. ':r:' .. f[1]
   if rcall('ZCARD', rkey) == 0 then rcall('PUBLISH', tag .. ':wake', f[1]) end

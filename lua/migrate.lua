@@ -15,7 +15,7 @@ if rcall('GET', tag .. ':layout') ~= ARGV[2] then return -1 end
 local indexed = 0
 if ARGV[2] == '2' then
   for _, id in ipairs(rcall('ZRANGE', tag .. ':dead', 0, -1)) do
-    local died = rcall('HGET', tkey(tag, id), 'fms')
+    local died = tonumber(rcall('HGET', tkey(tag, id), 'fms')) -- (a damaged one is left out)
     if died then
       rcall('ZADD', tag .. ':died', died, id)
       indexed = indexed + 1

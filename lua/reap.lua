@@ -13,7 +13,8 @@ stopped at its limit while other leases had run out: call again.
 
 local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
-local max_losses, key_ttl, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_losses, key_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local limit = math.max(1, tonumber(ARGV[5])) -- (each call reaps one lease at least)
 local out, looked = {}, 0
 local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit + 1)
 for i, b in ipairs(expired) do
@@ -26,9 +27,10 @@ for i, b in ipairs(expired) do
   for k, id in ipairs(ids) do
     local token = token_text(tonumber(b), k)
     local h = tkey(tag, id)
-    local f = rcall('HMGET', h, 'status', 'tok')
+    local f = rcall('HMGET', h, 'status', 'tok', 'll')
     if f[1] == 'running' and (f[2] == token or not tonumber(f[2])) then
-      local losses = rcall('HINCRBY', h, 'll', 1)
+      local losses = (tonumber(f[3]) or 0) + 1 -- (a damaged count must not stop the reaper: it starts again)
+      rcall('HSET', h, 'll', losses)
       local dead = losses >= max_losses
       if dead then
         rcall('HSET', h, 'tok', '', 'err',

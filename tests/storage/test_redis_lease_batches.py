@@ -186,6 +186,21 @@ async def test_the_reaper_calls_again_until_every_lease_that_ran_out_is_reaped(
         assert sorted(row[0] for row in reaped) == sorted(stuck)
 
 
+async def test_a_damaged_lease_loss_count_or_attempt_does_not_stop_the_reaper(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-junk", use_client_clock=True)
+    client = redis.Redis.from_url(redis_url)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC, SPEC], 1000)]
+        for _ in ids:  # two leases: the damaged task's comes first
+            await storage.claim("default", 1, 1, 1000, 1000)
+        client.hset(f"{storage.tag}:t:{ids[0]}", mapping={"tok": "x", "ll": "junk", "att": "junk"})
+        assert sorted(row[0] for row in await storage.reap(5000)) == sorted(ids)
+        infos = [await storage.get(task_id, 5000) for task_id in ids]
+        assert [(i.status.value, i.lease_losses, i.attempts) for i in infos] == [("queued", 1, 0)] * 2, infos
+        assert _batch_keys(client, storage.tag) == ([], [], {})
+    client.close()
+
+
 async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(redis_url: str) -> None:
     storage = RedisStorage(redis_url, prefix="batches-garbled", use_client_clock=True)
     client = redis.Redis.from_url(redis_url)
@@ -198,7 +213,7 @@ async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(redi
         assert [(row[0], row[1]) for row in reaped] == [(row[0], row[1]) for row in rows]
         assert [(await storage.get(task_id, 5000)).status.value for task_id in ids] == ["queued", "queued"]
         assert (await storage.cancel(ids[0], 5000))[:2] == (True, None)
-        client.hset(f"{storage.tag}:t:{ids[1]}", "status", "running")  # damaged: running, token garbled
+        client.hset(f"{storage.tag}:t:{ids[1]}", mapping={"status": "running", "tok": "garbled"})  # damaged
         assert (await storage.cancel(ids[1], 5000))[:2] == (True, None), "a damaged token is no lease"
     client.close()
 

@@ -86,3 +86,23 @@ async def test_a_prefix_of_layout_2_is_migrated_and_its_dead_tasks_leave_by_dead
     assert client.zcard(f"{tag}:dead") == 0
     client.close()
     assert "migrated from key layout 2 to 4 (1 running tasks, 2 dead tasks indexed)" in caplog.text
+
+
+async def test_a_dead_task_with_a_damaged_death_time_does_not_stop_a_migration(redis_url: str) -> None:
+    prefix = f"startup-{os.urandom(3).hex()}"
+    tag = "{" + prefix + "}"
+    spec = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
+    old = RedisStorage(redis_url, prefix=prefix, use_client_clock=True)
+    async with old.session():
+        ids = [task_id for task_id, _ in await old.submit_many([spec] * 3, 1000)]
+        rows = await old.claim("default", 3, 1, 5000, 1000)
+        assert await old.fail_many([(r[0], r[1], "E: x", "tb", None) for r in rows], 2000) == []
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{tag}:died")
+    client.hset(f"{tag}:t:{ids[0]}", "fms", "")
+    client.hset(f"{tag}:t:{ids[1]}", "fms", "x")
+    client.set(f"{tag}:layout", 2)
+    async with RedisStorage(redis_url, prefix=prefix, use_client_clock=True).session():
+        assert int(client.get(f"{tag}:layout")) == LAYOUT
+        assert client.zrange(f"{tag}:died", 0, -1) == [ids[2].encode()]
+    client.close()

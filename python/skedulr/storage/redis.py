@@ -629,9 +629,14 @@ class RedisStorage:
 
     async def reap(self, now_ms: int) -> list[tuple[Any, int, str, bool]]:
         args = [self.tag, self._now(now_ms), self.max_lease_losses, self.key_ttl_ms, _REAP_BATCH]
-        out = []
+        out: list[tuple[Any, int, str, bool]] = []
         while True:  # a call ends after about _REAP_BATCH tasks, saying "more" if other leases ran out
-            flat = await self._eval("reap", [self._key("leases")], args)
+            try:
+                flat = await self._eval("reap", [self._key("leases")], args)
+            except StorageError:
+                if out:  # what the calls before did is done: the caller must hear of it (the rest: next time)
+                    return out
+                raise
             for i in range(0, len(flat) - len(flat) % 3, 3):
                 task_id = _text(flat[i])
                 out.append((task_id, int(flat[i + 1]), task_id, bool(flat[i + 2])))
@@ -661,7 +666,7 @@ class RedisStorage:
         if not done:
             return False, None, _text(detail)
         token = _text(detail)  # (a damaged record's may be anything: no lease the caller could hold)
-        return True, ((task_id, int(token)) if token.isdigit() else None), None
+        return True, ((task_id, int(token)) if token.isascii() and token.isdigit() else None), None
 
     async def resubmit(self, task_id: str, now_ms: int) -> None:
         _core.validate_name("task id", task_id)
