@@ -7,6 +7,7 @@ lease per task) is migrated on start."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,14 +20,23 @@ from skedulr.storage.redis import LAYOUT
 SPEC = (None, "job", "default", b"", 0, 0, 0, None, None, [], None)
 
 
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client of the test's server, to look at (and damage) what the scripts stored."""
+    plain = redis.Redis.from_url(redis_url)
+    yield plain
+    plain.close()
+
+
 def _batch_keys(client: redis.Redis, tag: str) -> tuple[list[bytes], list[bytes], dict[bytes, bytes]]:
     """The lease zset's members, the batch id lists' keys, and the running count per batch."""
     return (client.zrange(f"{tag}:leases", 0, -1), sorted(client.keys(f"{tag}:lb:*")), client.hgetall(f"{tag}:lbn"))
 
 
-async def test_a_claims_tasks_share_one_lease_released_when_the_last_of_them_stops_running(redis_url: str) -> None:
+async def test_a_claims_tasks_share_one_lease_released_when_the_last_of_them_stops_running(
+    redis_url: str, client: redis.Redis
+) -> None:
     storage = RedisStorage(redis_url, prefix="batches-release", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 5, 1000)]
         rows = await storage.claim("default", 5, 1, 5000, 1000)
@@ -55,12 +65,12 @@ async def test_a_claims_tasks_share_one_lease_released_when_the_last_of_them_sto
         assert (await storage.get(ids[1], 1300)).status.value == "dead"
         ((handle, token, *_),) = await storage.claim("default", 5, 1, 5000, 1300)  # the one handed back
         assert handle == ids[2] and token // LEASE_BATCH > batch
-    client.close()
 
 
-async def test_outcomes_recorded_together_release_their_batch_by_their_number(redis_url: str) -> None:
+async def test_outcomes_recorded_together_release_their_batch_by_their_number(
+    redis_url: str, client: redis.Redis
+) -> None:
     storage = RedisStorage(redis_url, prefix="batches-together", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         await storage.submit_many([SPEC] * 6, 1000)
         first = await storage.claim("default", 4, 1, 5000, 1000)
@@ -71,12 +81,12 @@ async def test_outcomes_recorded_together_release_their_batch_by_their_number(re
         assert client.hgetall(f"{storage.tag}:lbn") == {b1: b"2", b2: b"1"}
         assert await storage.fail_many([(r[0], r[1], "E: x", "tb", None) for r in [*first[2:], second[1]]], 1200) == []
         assert _batch_keys(client, storage.tag) == ([], [], {})
-    client.close()
 
 
-async def test_the_reaper_returns_only_the_tasks_still_running_under_a_lease_that_ran_out(redis_url: str) -> None:
+async def test_the_reaper_returns_only_the_tasks_still_running_under_a_lease_that_ran_out(
+    redis_url: str, client: redis.Redis
+) -> None:
     storage = RedisStorage(redis_url, prefix="batches-reap", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 3, 1000)]
         rows = await storage.claim("default", 3, 1, 1000, 1000)
@@ -88,12 +98,10 @@ async def test_the_reaper_returns_only_the_tasks_still_running_under_a_lease_tha
         statuses = [(await storage.get(task_id, 2001)).status.value for task_id in ids]
         assert statuses == ["succeeded", "cancelled", "queued"]
         assert await storage.renew([(rows[2][0], rows[2][1])], 1000, 2002) == [(rows[2][0], rows[2][1])]
-    client.close()
 
 
-async def test_a_heartbeat_through_one_task_renews_its_batchs_lease(redis_url: str) -> None:
+async def test_a_heartbeat_through_one_task_renews_its_batchs_lease(redis_url: str, client: redis.Redis) -> None:
     storage = RedisStorage(redis_url, prefix="batches-renew", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 4, 1000)]
         first = await storage.claim("default", 2, 1, 1000, 1000)
@@ -104,10 +112,9 @@ async def test_a_heartbeat_through_one_task_renews_its_batchs_lease(redis_url: s
         reaped = await storage.reap(3000)
         assert sorted(row[0] for row in reaped) == sorted(ids[2:])
         assert await storage.succeed_many([(row[0], row[1], None) for row in first], 3100) == []
-    client.close()
 
 
-async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: str) -> None:
+async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: str, client: redis.Redis) -> None:
     """Layout 3 leased each task alone (member = task id) under tokens from a plain counter. Its running
     task gets a batch of its own, keeping its deadline, under a token past every old one."""
     prefix = f"batches-{os.urandom(3).hex()}"
@@ -116,7 +123,6 @@ async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: st
     async with old.session():
         ((running, _), (queued, _)) = await old.submit_many([SPEC, SPEC], 1000)
         await old.claim("default", 1, 1, 4000, 1000)
-    client = redis.Redis.from_url(redis_url)
     client.delete(f"{tag}:leases", f"{tag}:lbn", *client.keys(f"{tag}:lb:*"))  # as layout 3 left it:
     client.zadd(f"{tag}:leases", {running: 5000})
     client.hset(f"{tag}:t:{running}", "tok", 7)
@@ -135,14 +141,12 @@ async def test_a_prefix_of_layout_3_is_migrated_to_leases_by_batch(redis_url: st
         assert (await new.get(running, 5001)).status.value == "queued"
     async with RedisStorage(redis_url, prefix=prefix, use_client_clock=True).session():
         assert int(client.hget(f"{tag}:t:{queued}", "tok")) == fresh  # a second start migrates nothing again
-    client.close()
 
 
-async def test_a_migration_moves_only_the_layout_its_instance_found(redis_url: str) -> None:
+async def test_a_migration_moves_only_the_layout_its_instance_found(redis_url: str, client: redis.Redis) -> None:
     """Two instances starting on an old prefix at once: the one that comes second finds the prefix moved
     on already, and its migration (of the layout it found) changes nothing, live leases included."""
     storage = RedisStorage(redis_url, prefix="batches-race", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         await storage.submit_many([SPEC, SPEC], 1000)
         rows = await storage.claim("default", 2, 1, 5000, 1000)
@@ -152,7 +156,6 @@ async def test_a_migration_moves_only_the_layout_its_instance_found(redis_url: s
         assert (_batch_keys(client, storage.tag), client.get(f"{storage.tag}:token")) == before
         assert int(client.get(f"{storage.tag}:layout")) == LAYOUT
         assert await storage.renew([(row[0], row[1]) for row in rows], 5000, 2000) == []
-    client.close()
 
 
 async def test_a_reap_call_stops_at_its_limit_after_whole_leases(redis_url: str) -> None:
@@ -186,9 +189,10 @@ async def test_the_reaper_calls_again_until_every_lease_that_ran_out_is_reaped(
         assert sorted(row[0] for row in reaped) == sorted(stuck)
 
 
-async def test_a_damaged_lease_loss_count_or_attempt_does_not_stop_the_reaper(redis_url: str) -> None:
+async def test_a_damaged_lease_loss_count_or_attempt_does_not_stop_the_reaper(
+    redis_url: str, client: redis.Redis
+) -> None:
     storage = RedisStorage(redis_url, prefix="batches-junk", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([SPEC, SPEC], 1000)]
         for _ in ids:  # two leases: the damaged task's comes first
@@ -198,12 +202,12 @@ async def test_a_damaged_lease_loss_count_or_attempt_does_not_stop_the_reaper(re
         infos = [await storage.get(task_id, 5000) for task_id in ids]
         assert [(i.status.value, i.lease_losses, i.attempts) for i in infos] == [("queued", 1, 0)] * 2, infos
         assert _batch_keys(client, storage.tag) == ([], [], {})
-    client.close()
 
 
-async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(redis_url: str) -> None:
+async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(
+    redis_url: str, client: redis.Redis
+) -> None:
     storage = RedisStorage(redis_url, prefix="batches-garbled", use_client_clock=True)
-    client = redis.Redis.from_url(redis_url)
     async with storage.session():
         ids = [task_id for task_id, _ in await storage.submit_many([SPEC, SPEC], 1000)]
         rows = await storage.claim("default", 2, 1, 1000, 1000)
@@ -215,13 +219,13 @@ async def test_a_running_task_whose_token_was_lost_is_reaped_with_its_lease(redi
         assert (await storage.cancel(ids[0], 5000))[:2] == (True, None)
         client.hset(f"{storage.tag}:t:{ids[1]}", mapping={"status": "running", "tok": "garbled"})  # damaged
         assert (await storage.cancel(ids[1], 5000))[:2] == (True, None), "a damaged token is no lease"
-    client.close()
 
 
-async def test_a_damaged_handed_task_goes_dead_at_the_next_claim_and_leaves_its_batch(redis_url: str) -> None:
+async def test_a_damaged_handed_task_goes_dead_at_the_next_claim_and_leaves_its_batch(
+    redis_url: str, client: redis.Redis
+) -> None:
     """Not left to the reaper: the batch's lease, renewed through its other tasks, would keep it running."""
     storage = RedisStorage(redis_url, prefix="batches-damaged", use_client_clock=False)  # (hand-offs: server clock)
-    client = redis.Redis.from_url(redis_url)
     hand_id = "00000000feedf00d"
     listener = client.pubsub()
     listener.subscribe(f"{storage.tag}:hand:{hand_id}")  # the instance, as Redis sees it
@@ -240,4 +244,3 @@ async def test_a_damaged_handed_task_goes_dead_at_the_next_claim_and_leaves_its_
             assert (counts["default"]["running"], counts["default"]["dead"]) == (0, 1), counts
     finally:
         listener.close()
-        client.close()
