@@ -10,7 +10,8 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:leases      zset    leases of running tasks, one per batch (see open_batch): score = its deadline (ms),
                           member = the batch number
   {p}:lb:<batch>  list    the ids of a batch's tasks, in token order
-  {p}:lbn         hash    batch number -> how many of its tasks still run under it
+  {p}:lbn         hash    batch number -> how many of its tasks still run under it (no entry for a batch of
+                          one: release counts it down from 0)
   {p}:all         zset    every stored task: score = seq, member = id (listing, newest first)
   {p}:ended       list    ended tasks other than dead ones, for the retention sweep, oldest first: one entry
                           per moment, "<finished_ms> <id> <id> ..." (a list push is cheaper than a zset add,
@@ -141,7 +142,7 @@ end
 -- Hand-off: an instance whose claim left its pool's queue empty stands idle, ready to take up to
 -- `room` more tasks (its free runners); a submit that then finds the queue empty leases its tasks to it
 -- at once and publishes them on the instance's channel, so they start without a claim's round trip
--- (lua/submit.lua). A message can be lost (the subscription dropped, or was half-open): each handed task
+-- (lua/_hand_off.lua). A message can be lost (the subscription dropped, or was half-open): each handed task
 -- is also noted in the instance's handed list, which its next claim empties (lua/claim.lua returns what
 -- it still holds), and so does its leaving (lua/leave_idle.lua).
 local function stand_idle(tag, pool, hand_id, room, lease_ms, until_ms)
@@ -242,14 +243,16 @@ local function batch_of(token) return string.format('%d', math.floor(tonumber(to
 
 -- A new batch number: task k of the batch (from 1) runs under token_text(b, k). (A number drawn for a
 -- batch that stays empty is simply never used.)
-local function new_batch(tag) return rcall('INCR', tag .. ':token') end
+local function new_batch(tag) return rcall('INCRBY', tag .. ':token', 1) end -- (the command submit uses)
 
 local function token_text(b, k) return string.format('%d', b * BATCH + k) end
 
--- Opens batch b (new_batch) for the first n (> 0) of `ids`, in token order, leased until `deadline`.
+-- Opens batch b (new_batch) for the first n (> 0) of `ids`, in token order, leased until `deadline`. A
+-- batch of one has no count entry: release's count from 0 reaches -1 all the same (a write less on the
+-- path from submit to start).
 local function open_batch(tag, b, ids, n, deadline)
   call_in_chunks('RPUSH', tag .. ':lb:' .. b, ids, n)
-  rcall('HSET', tag .. ':lbn', b, n)
+  if n > 1 then rcall('HSET', tag .. ':lbn', b, n) end
   rcall('ZADD', tag .. ':leases', deadline, b)
 end
 

@@ -23,15 +23,14 @@ Returns: a flat array position1, holder1, ... for the tasks an idempotency key m
 batch, from 1; the id of the task that holds the key). Every other task was stored under its own id.
 Errors: "DUPLICATE <id>", "UNKNOWN_PARENT <id>" (nothing is written); "STAGE_LOST <batch>" for a part
 of a batch that was dropped or committed already (a part after the first: one no longer staged).
-Hand-off: the queued tasks of a pool whose queue is empty (and has nothing due) are leased at once to an
-instance standing idle with room for them all (stand_idle in _lib), and published on its channel
-{p}:hand:<hand id> as "<pool> <lease_until_ms>\n", then per task "<id> <token> <bytes of spec>\n<spec>"
-(and noted in its handed list): they start without a claim's round trip, under one lease. An instance
-nobody listens for any more is dropped from the idle set.
+Hand-off (lua/_hand_off.lua): the queued tasks of a pool in which nothing waits are leased at once to an
+instance standing idle with room for them all, and published on its channel.
+A single plain task that is ready now takes lua/submit_one.lua instead, the same steps with fewer commands.
 A task without parents takes the fast path: one HSET, and the sorted sets and counts it joins are
 written once per batch. A task with parents goes through make_ready/end_task like every later transition.
 ]]
 --- @include _lib
+--- @include _hand_off
 
 local tag = ARGV[1]
 local now = now_or_server(ARGV[2])
@@ -223,56 +222,27 @@ if part then
   rcall('ZADD', KEYS[3], now_or_server('') + stage_ms, batch)
   return out
 end
--- Leases the queued tasks of q (one pool's, of this call) to an instance standing idle (see stand_idle in
--- _lib) with room for all of them, as one batch (open_batch in _lib), and publishes them on its channel.
--- Only while the pool's queue is empty and nothing of it is due: no task waiting longer is passed by.
--- Returns whether they were handed off.
+-- Hands the queued tasks of q (one pool's, of this call) to an instance standing idle with room for all
+-- of them (lua/_hand_off.lua). Returns whether they were handed off.
 local function hand_off(q)
-  local rkey, idle, rooms = tag .. ':r:' .. q.pool, tag .. ':idle:' .. q.pool, tag .. ':room:' .. q.pool
   local count = q.n / 2
-  if count >= BATCH or rcall('ZCARD', rkey) > 0
-      or #rcall('ZRANGEBYSCORE', tag .. ':d:' .. q.pool, '-inf', now, 'LIMIT', 0, 1) > 0 then
-    return false
+  if count >= BATCH or queue_holds_work(tag, q.pool) or work_is_due(tag, q.pool, now) then return false end
+  local hand_id, room, lease_ms = idle_taker(tag, q.pool, count, now)
+  if not hand_id then return false end
+  local order = {} -- queue order: priority, then seq
+  for k = 1, count do order[k] = k end
+  table.sort(order, function(a, b)
+    local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
+    if sa ~= sb then return sa < sb end
+    return q.pairs[2 * a] < q.pairs[2 * b]
+  end)
+  local handed_ids, handed_specs = {}, {}
+  for k, at in ipairs(order) do
+    local j = q.tasks[at]
+    handed_ids[k], handed_specs[k] = ids[j], specs[j]
   end
-  -- (those that stood idle too long ago, without claiming since, are swept by claims)
-  for _, hand_id in ipairs(rcall('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 4)) do
-    local room, lease_ms = string.match(rcall('HGET', rooms, hand_id) or '', '^(%d+) (%d+)$')
-    local channel = tag .. ':hand:' .. hand_id
-    -- (PUBSUB NUMSUB, not what PUBLISH returns: that counts pattern subscribers too, a monitor for one)
-    if not room or rcall('PUBSUB', 'NUMSUB', channel)[2] == 0 then
-      forget_idle(tag, q.pool, hand_id) -- gone: nobody listens on its channel
-    elseif tonumber(room) >= count then
-      local order = {} -- queue order: priority, then seq
-      for k = 1, count do order[k] = k end
-      table.sort(order, function(a, b)
-        local sa, sb = q.pairs[2 * a - 1], q.pairs[2 * b - 1]
-        if sa ~= sb then return sa < sb end
-        return q.pairs[2 * a] < q.pairs[2 * b]
-      end)
-      local batch = new_batch(tag)
-      local lease_until = now + tonumber(lease_ms)
-      local message = { q.pool, ' ', string.format('%d', lease_until), '\n' }
-      local leased, noted = {}, {}
-      for k, at in ipairs(order) do
-        local j = q.tasks[at]
-        local token = token_text(batch, k)
-        rcall('HSET', hashes[j], 'status', 'running', 'att', 1, 'tok', token, 'sms', now_text)
-        leased[k], noted[k] = ids[j], ids[j] .. ' ' .. token
-        message[#message + 1] = noted[k] .. ' ' .. #specs[j] .. '\n' .. specs[j]
-      end
-      open_batch(tag, batch, leased, count, lease_until)
-      call_in_chunks('RPUSH', handed_list(tag, q.pool, hand_id), noted)
-      rcall('HINCRBY', tag .. ':counts', q.pool .. '/running', count)
-      rcall('PUBLISH', channel, table.concat(message))
-      if tonumber(room) == count then
-        leave_idle(tag, q.pool, hand_id)
-      else
-        rcall('HSET', rooms, hand_id, (tonumber(room) - count) .. ' ' .. lease_ms)
-      end
-      return true
-    end
-  end
-  return false
+  hand_over(tag, q.pool, now, hand_id, room, lease_ms, handed_ids, handed_specs)
+  return true
 end
 
 call_in_chunks('ZADD', KEYS[2], all, n_all)

@@ -25,7 +25,9 @@ from typing import IO
 import pytest
 import redis
 
-__all__ = ["RedisServer", "free_port", "redis_server", "redis_url", "server_binary"]
+from skedulr.storage._redis_io import Script
+
+__all__ = ["SLOW", "RedisServer", "free_port", "redis_server", "redis_url", "server_binary"]
 
 STARTUP_TIMEOUT = 10.0
 
@@ -163,6 +165,16 @@ def redis_url(redis_server: RedisServer) -> str:
         client.close()
     return redis_server.url
 
+
+SLOW = Script(  # busy-waits ARGV[1] ms on the server's clock: a call that is surely in flight
+    """
+    local t = redis.call('TIME')
+    local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
+    repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
+    return 'done'
+    """,
+    name="slow",
+)
 
 LEASE_BATCH = 1 << 20  # BATCH of lua/_lib.lua: batch b's tasks run under tokens b * LEASE_BATCH + k
 

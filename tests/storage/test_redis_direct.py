@@ -13,22 +13,13 @@ import pytest
 import redis
 import trio
 
-from redis_fixtures import RedisServer, free_port
+from redis_fixtures import SLOW, RedisServer, free_port
 from skedulr.errors import StorageError
 from skedulr.storage._redis_direct import DirectConnection
 from skedulr.storage._redis_io import Script, outstanding_calls
 
 INCR = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])", name="incr_by")
 FAILING = Script("return redis.error_reply('STALE token 7 is old')", name="failing")
-SLOW = Script(  # busy-waits ARGV[1] ms on the server's clock: a call that is surely in flight
-    """
-    local t = redis.call('TIME')
-    local stop = t[1] * 1000 + t[2] / 1000 + tonumber(ARGV[1])
-    repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop
-    return 'done'
-    """,
-    name="slow",
-)
 
 
 async def test_scripts_run_and_are_loaded_again_after_a_flush(redis_url: str) -> None:
@@ -176,6 +167,22 @@ async def test_a_cancelled_call_drops_the_connection_and_the_next_call_gets_its_
         assert "not connected" in repr(conn)
         assert await conn.eval_script(INCR, ["n"], [1]) == 1  # not the slow script's late "done"
         assert outstanding_calls() == 0
+    finally:
+        await conn.aclose()
+
+
+async def test_a_shielded_call_cancelled_in_flight_returns_its_reply_and_keeps_the_connection(redis_url: str) -> None:
+    conn = DirectConnection(redis_url, name="test-direct-shielded")
+    try:
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + 0.05
+            reply = await conn.eval_script(SLOW, [], [300], shielded=True)  # the cancel comes meanwhile
+        assert scope.cancel_called and not scope.cancelled_caught
+        assert reply == b"done" and "connected" in repr(conn) and "not connected" not in repr(conn)
+        with trio.move_on_after(0.05):  # unshielded, as before: the cancel drops the connection
+            await conn.eval_script(SLOW, [], [300])
+        assert "not connected" in repr(conn)
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1
     finally:
         await conn.aclose()
 

@@ -1,6 +1,6 @@
 """Hand-off on Redis: an instance whose claim left its pool's queue empty stands idle, and a submit that
 then finds the queue empty leases the task to it at once and publishes it on the instance's channel
-(lua/submit.lua), so it starts without a claim's round trip. Whatever goes wrong, the task ends up in
+(lua/_hand_off.lua), so it starts without a claim's round trip. Whatever goes wrong, the task ends up in
 the queue or running under a lease: never lost, never run twice."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import redis
 import trio
 
+from redis_fixtures import LEASE_BATCH
 from skedulr import JobContext, RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.storage import redis as redis_storage
 from skedulr.storage.base import ClaimRow
@@ -111,6 +112,21 @@ async def test_a_task_submitted_to_an_idle_instance_is_handed_to_it_without_a_cl
         with trio.fail_after(5):
             while _idle(redis_url, worker.storage.prefix).get(worker.hand_id.encode(), b"").split()[:1] != [b"4"]:
                 await trio.sleep(0.01)
+
+
+async def test_a_bulk_submit_is_handed_off_whole_in_queue_order_under_one_lease(redis_url: str) -> None:
+    # lua/submit.lua's hand-off (a single task takes lua/submit_one.lua's): both share lua/_hand_off.lua
+    async with _running(redis_url, max_workers=4) as (worker, submitter):
+        tasks = [Task("job", payload="0.2"), Task("job", payload="0.2", priority=3), Task("job", payload="0.2")]
+        ids = await submitter.submit_many(tasks)
+        with trio.fail_after(5):
+            await submitter.join(poll=0.01)
+        assert worker.handed == [ids[1], ids[0], ids[2]] and worker.ran == worker.handed
+        client = redis.Redis.from_url(redis_url)
+        tokens = [int(client.hget(f"{worker.storage.tag}:t:{i}", "tok") or 0) for i in worker.handed]
+        batch = tokens[0] // LEASE_BATCH
+        assert tokens == [batch * LEASE_BATCH + k for k in (1, 2, 3)], "not one batch, in queue order"
+        assert [(await submitter.get(i)).attempts for i in ids] == [1, 1, 1]
 
 
 async def test_an_idle_instance_claims_once_per_handed_job(redis_url: str) -> None:

@@ -100,6 +100,25 @@ async def test_the_reaper_returns_only_the_tasks_still_running_under_a_lease_tha
         assert await storage.renew([(rows[2][0], rows[2][1])], 1000, 2002) == [(rows[2][0], rows[2][1])]
 
 
+async def test_a_batch_of_one_keeps_no_running_count_and_is_released_reaped_and_renewed_all_the_same(
+    redis_url: str, client: redis.Redis
+) -> None:
+    storage = RedisStorage(redis_url, prefix="batches-one", use_client_clock=True)
+    async with storage.session():
+        ids = [task_id for task_id, _ in await storage.submit_many([SPEC] * 3, 1000)]
+        rows = [(await storage.claim("default", 1, 1, 1000, 1000))[0] for _ in ids]
+        members, lists, running = _batch_keys(client, storage.tag)
+        assert len(members) == 3 and len(lists) == 3 and running == {}, "a batch of one needs no count entry"
+        assert await storage.succeed_many([(rows[0][0], rows[0][1], None)], 1100) == []
+        assert await storage.renew([(rows[1][0], rows[1][1])], 5000, 1500) == []
+        assert lease_deadline(client, storage.tag, ids[1]) == 6500
+        assert await storage.reap(3000) == [(ids[2], rows[2][1], ids[2], False)]
+        assert await storage.hand_back_many([(rows[1][0], rows[1][1])], 3100) == 1
+        assert _batch_keys(client, storage.tag) == ([], [], {}), "a lease outlived its task"
+        assert await storage.succeed_many([(rows[0][0], rows[0][1], None)], 3200) == [(rows[0][0], rows[0][1])]
+        assert _batch_keys(client, storage.tag) == ([], [], {}), "a refused write left a count behind"
+
+
 async def test_a_heartbeat_through_one_task_renews_its_batchs_lease(redis_url: str, client: redis.Redis) -> None:
     storage = RedisStorage(redis_url, prefix="batches-renew", use_client_clock=True)
     async with storage.session():

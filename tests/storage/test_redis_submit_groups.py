@@ -1,5 +1,6 @@
-"""Group commit of single submits on Redis: submits made while a submit script is in flight go out
-together in one script call, and a task refused in a group fails alone."""
+"""Single submits on Redis: submits made while a submit script is in flight go out together in one
+script call (group commit), and a task refused in a group fails alone; one made while nothing is in
+flight goes out at once, by the leaner script when it can."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 import redis
 import trio
 
+from redis_fixtures import SLOW
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import DuplicateTaskError, InvalidNameError
+from skedulr.storage._redis_direct import DirectConnection
 
 
 def _submit_calls(url: str) -> int:
@@ -89,3 +92,56 @@ async def test_bad_input_fails_before_joining_a_group(redis_url: str) -> None:
                 nursery.start_soon(submitter, i)
         assert len(good) == 9
         assert (await sched.stats()).counts["queued"] == 9
+
+
+async def test_a_single_plain_submit_stores_what_the_general_script_stores(redis_url: str) -> None:
+    """With nothing in flight, a plain task that is ready now takes lua/submit_one.lua; one with a key or
+    a delay takes lua/submit.lua. Both store the same fields and keep the queue's order."""
+    sched = _scheduler(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    async with sched:
+        tag = sched.storage.tag  # type: ignore[attr-defined]
+        plain = await sched.submit(Task("job"))  # priority 0: prio and rms are left out
+        high = await sched.submit(Task("job", priority=5, max_retries=2, payload=b"x"))
+        keyed = await sched.submit(Task("job", priority=5, max_retries=2, payload=b"x", key="k"))
+        with pytest.raises(DuplicateTaskError):
+            await sched.submit(Task("job", id=plain))
+        fields = {task_id: client.hgetall(f"{tag}:t:{task_id}") for task_id in (plain, high, keyed)}
+        assert set(fields[high]) | {b"key", b"slow"} == set(fields[keyed])
+        assert set(fields[plain]) | {b"prio", b"rms"} == set(fields[high])
+        for name in (b"spec", b"pool", b"maxr", b"status", b"prio"):
+            assert fields[high][name] == fields[keyed][name], name
+        assert fields[plain][b"status"] == b"queued" and fields[plain][b"maxr"] == fields[high][b"maxr"].replace(
+            b"2", str(sched.retry.max_retries).encode()
+        )
+        infos = [await sched.get(task_id) for task_id in (plain, high, keyed)]
+        assert [(i.priority, i.max_retries, i.payload) for i in infos] == [
+            (0, sched.retry.max_retries, b""),
+            (5, 2, b"x"),
+            (5, 2, b"x"),
+        ]
+        rows = await sched.storage.claim("default", 3, 1, 5000, 0)
+        assert [row[0] for row in rows] == [high, keyed, plain]  # priority first, then submission order
+        assert (await sched.stats()).counts["running"] == 3
+    client.close()
+
+
+async def test_a_single_submit_cancelled_on_its_way_still_returns_its_id(redis_url: str) -> None:
+    """Once its bytes are sent, a submit learns what Redis did, even when cancelled meanwhile: the caller
+    is told the id of a task that is stored, rather than a Cancelled that hides it."""
+    sched = _scheduler(redis_url)
+    blocker = DirectConnection(redis_url, name="test-blocker")
+    async with sched:
+        await sched.submit(Task("job"))  # connected: a submit cancelled while it connects sends nothing
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocker.eval_script, SLOW, [], [300])  # Redis is busy for 300 ms
+                await trio.sleep(0.05)
+                with trio.CancelScope() as scope:
+                    scope.deadline = trio.current_time() + 0.05
+                    task_id = await sched.submit(Task("job"))
+                assert scope.cancel_called and not scope.cancelled_caught
+                assert trio.current_time() >= scope.deadline
+            assert (await sched.get(task_id)).status is TaskStatus.QUEUED
+        finally:
+            await blocker.aclose()

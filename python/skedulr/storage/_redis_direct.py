@@ -137,17 +137,25 @@ class DirectConnection:
         return self._socket_timeout
 
     async def eval_script(
-        self, script: ScriptLike, keys: Sequence[Arg] = (), args: Sequence[Arg] = (), *, timeout: float | None = None
+        self,
+        script: ScriptLike,
+        keys: Sequence[Arg] = (),
+        args: Sequence[Arg] = (),
+        *,
+        timeout: float | None = None,
+        shielded: bool = False,
     ) -> Any:
         """EVALSHA, loading the script when Redis does not know it. `StorageError` when the script fails
-        or Redis cannot be reached. `timeout` replaces the socket timeout for a script known to run long."""
+        or Redis cannot be reached. `timeout` replaces the socket timeout for a script known to run long.
+        `shielded`: once the command is being sent, a cancellation waits until its reply's first bytes have
+        come (or its timeout), so that the caller learns what was done."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        reply = await self._call(command, timeout)
+        reply = await self._call(command, timeout, shielded)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-            loaded = await self._call(("SCRIPT", "LOAD", script.source))
+            loaded = await self._call(("SCRIPT", "LOAD", script.source), None, shielded)
             if isinstance(loaded, hiredis.ReplyError):
                 raise StorageError(f"Redis refused to load script {script.name}: {loaded}") from loaded
-            reply = await self._call(command, timeout)
+            reply = await self._call(command, timeout, shielded)
         if isinstance(reply, hiredis.ReplyError):  # its text is what the script raised: "CODE detail"
             raise StorageError(f"script {script.name} failed: {reply}") from reply
         return reply
@@ -201,16 +209,16 @@ class DirectConnection:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _call(self, command: Sequence[Arg], timeout: float | None = None) -> Any:
+    async def _call(self, command: Sequence[Arg], timeout: float | None = None, shielded: bool = False) -> Any:
         """Sends one command and returns its reply (an error reply is returned, not raised)."""
         data = pack(command)
         await acquire_at_once(self._turn)
         try:
-            return await self._call_now(data, timeout)
+            return await self._call_now(data, timeout, shielded)
         finally:
             self._turn.release()
 
-    async def _call_now(self, data: bytes, timeout: float | None = None) -> Any:
+    async def _call_now(self, data: bytes, timeout: float | None = None, shielded: bool = False) -> Any:
         if self._closed:
             raise StorageError(f"Redis connection {self.name} to {self.url} is closed")
         with counting_outstanding():
@@ -220,9 +228,11 @@ class DirectConnection:
                 # The send and the reply's first bytes share one deadline, with a second per MiB for a large
                 # command to go out; then the timeout is for silence, not for a long reply. A bare cancel
                 # scope, not fail_after (two generator context managers around one): each is dear to a
-                # process just woken from idling, and this is the path from submit to start.
+                # process just woken from idling, and this is the path from submit to start. The same
+                # scope shields a `shielded` call, rather than a scope of the caller's.
                 wait = timeout or self._socket_timeout
-                with trio.CancelScope(deadline=trio.current_time() + wait + len(data) / (1 << 20)) as scope:
+                deadline = trio.current_time() + wait + len(data) / (1 << 20)
+                with trio.CancelScope(deadline=deadline, shield=shielded) as scope:
                     await stream.send_all(data)
                     first = await stream.receive_some(65536)
                 if scope.cancelled_caught:

@@ -341,13 +341,20 @@ class RedisStorage:
             out.append(reply)
         return out
 
-    async def _eval_direct(self, purpose: str, name: str, keys: list[str], args: list[Any]) -> Any:
-        """A script call made over `purpose`'s direct connection when there is one, else by `_eval`."""
+    async def _eval_direct(
+        self, purpose: str, name: str, keys: list[str], args: list[Any], *, shielded: bool = False
+    ) -> Any:
+        """A script call made over `purpose`'s direct connection when there is one, else by `_eval`.
+        `shielded`: a cancellation that comes once the call is on its way waits for its reply."""
         connection = self._direct_connection(purpose)
         if connection is None:
-            return await self._eval(name, keys, args)
+            if not shielded:  # (the synchronous Client's calls run outside Trio)
+                return await self._eval(name, keys, args)
+            with trio.CancelScope(shield=True):
+                reply = await self._eval(name, keys, args)
+            return reply
         try:
-            return await connection.eval_script(_scripts.load(name), keys, args)
+            return await connection.eval_script(_scripts.load(name), keys, args, shielded=shielded)
         except StorageError as e:
             raise _typed(e) from e
 
@@ -438,6 +445,8 @@ class RedisStorage:
             # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
             self._submit_lock.acquire_nowait()
             try:
+                if not (task_args[5] or task_args[6]):  # no key, delay or run time: see lua/submit_one.lua
+                    return await self._submit_one(task_args, now_ms)
                 with trio.CancelScope(shield=True):  # as a group's leader: once sent, learn the outcome
                     matched = await self._submit_script([task_args], now_ms)
             finally:
@@ -511,6 +520,15 @@ class RedisStorage:
         matched = await self._submit_script([self._task_args(s) for s in ordered], now_ms)
         by_id = {s[0]: matched.get(k, (s[0], True)) for k, s in enumerate(ordered)}
         return [by_id[s[0]] for s in specs]
+
+    async def _submit_one(self, task_args: _TaskArgs, now_ms: int) -> tuple[str, bool]:
+        """Runs lua/submit_one.lua: one plain task, ready now (no key, parents, delay or run time). Once
+        its bytes are on their way, a cancellation waits for the reply: the caller learns the task's id.
+        (The shield is the call's own cancel scope: one scope less, on the path from submit to start.)"""
+        task_id, spec, pool, priority, max_retries, _key, _when, _parents = task_args
+        args = [self.tag, self._now(now_ms), task_id, spec, pool, priority, max_retries]
+        await self._eval_direct("submit", "submit_one", [self._key("seq"), self._key("all")], args, shielded=True)
+        return task_id, True
 
     async def _submit_script(self, ordered: list[_TaskArgs], now_ms: int) -> dict[int, tuple[str, bool]]:
         """Runs lua/submit.lua on tasks (their `_task_args`) in batch order, parents first; returns

@@ -9,7 +9,9 @@ macro_rules! lua {
 
 pub const SCRIPTS: &[(&str, &str)] = lua!(
     "_lib",
+    "_hand_off",
     "submit",
+    "submit_one",
     "bulk",
     "claim",
     "succeed",
