@@ -40,7 +40,7 @@ Key layout (every key shares the `{prefix}` hash tag, so one Cluster slot holds 
   {p}:room:<pool> hash    hand id -> "<room> <lease_ms>": how many tasks it takes, and their lease
   {p}:handed:<pool>:<hand id>  list  "<id> <token>" of the tasks handed to it: what its next claim (or its
                           leaving) returns if the message never arrived
-  channel {p}:hand:<hand id>  tasks leased to that instance by a submit (lua/submit.lua, hand_off)
+  channel {p}:hand:<hand id>  tasks leased to that instance by a submit (lua/_hand_off.lua)
   channel {p}:wake        a pool name, published when its ready queue gets work after being empty, or
                           scheduled work falls due before what was scheduled there (note_due)
   channel {p}:cancel      a task id, published when a running task is cancelled

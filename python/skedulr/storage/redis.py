@@ -940,7 +940,7 @@ class RedisStorage:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Relays wake-up hints (a pool got work) and cancels of running tasks from other instances, and
-        with `hand_id`, tasks a submit handed to this instance (lua/submit.lua): leased to it already, like
+        with `hand_id`, tasks a submit handed to this instance (lua/_hand_off.lua): leased to it already, like
         claimed ones, passed to `on_hand(pool, rows, lease_until_ms)` as they arrive (the end of their
         lease on the caller's clock, None while that is not known yet)."""
         wake, cancel = self._key("wake"), self._key("cancel")
@@ -951,7 +951,7 @@ class RedisStorage:
             def handed(data: bytes) -> None:
                 try:
                     pool, sent_lease_until, rows = _handed(data)
-                except (ValueError, UnicodeDecodeError):  # not from lua/submit.lua
+                except (ValueError, UnicodeDecodeError):  # not from lua/_hand_off.lua
                     log.error("ignored a hand-off message that is not one: %r", data[:80])
                     return  # (its tasks, if any, come with the next claim: lua/claim.lua)
                 lease_until: int | None = sent_lease_until
@@ -987,7 +987,7 @@ def _dropping() -> AbstractContextManager[object]:
 
 
 def _handed(data: bytes) -> tuple[str, int, list[ClaimRow]]:
-    """The pool, lease end (ms) and claim rows of a hand-off message (its format: lua/submit.lua)."""
+    """The pool, lease end (ms) and claim rows of a hand-off message (its format: lua/_hand_off.lua)."""
     head, _, rest = data.partition(b"\n")
     pool, lease_until = head.decode().split(" ")
     rows: list[ClaimRow] = []
