@@ -393,3 +393,42 @@ async def test_the_health_check_pings_on_time_while_messages_flow_and_loses_none
             assert pings >= 10, f"{pings} health checks in about 0.4 s of traffic, one due every 0.02 s"
     finally:
         publisher.close()
+
+
+async def test_a_task_a_handler_wakes_runs_before_the_subscription_reads_again(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handed task's runner starts its job before the subscription's next read (a failed recv and an
+    epoll re-arm, on the path from submit to start), whichever order Trio picks for the two: it reverses
+    a turn's tasks half the time, so twenty messages in a row all find the runner first only by design."""
+    order: list[str] = []
+    lot = trio.lowlevel.ParkingLot()
+    plain_receive = trio.SocketStream.receive_some
+
+    async def noting_receive(self: trio.SocketStream, max_bytes: int | None = None) -> bytes | bytearray:
+        order.append("read")
+        return await plain_receive(self, max_bytes)
+
+    async def runner() -> None:
+        while True:
+            await lot.park()
+            order.append("ran")
+
+    monkeypatch.setattr(trio.SocketStream, "receive_some", noting_receive)
+    publisher = redis.Redis.from_url(redis_server.url)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runner)
+            handlers = {"hand": lambda data: lot.unpark_all()}
+            async with open_subscription(redis_server.url, ["wake"], handlers=handlers):
+                for _ in range(20):
+                    await trio.testing.wait_all_tasks_blocked()  # the subscription waits in a read
+                    order.clear()
+                    publisher.publish("hand", "task")
+                    with trio.fail_after(5):
+                        while "read" not in order:
+                            await trio.sleep(0.001)
+                    assert order == ["ran", "read"], order
+            nursery.cancel_scope.cancel()
+    finally:
+        publisher.close()
