@@ -232,3 +232,23 @@ async def test_a_large_reply_that_keeps_coming_is_not_cut_short(redis_server: Re
         assert time.monotonic() - start > 0.6  # it really trickled for longer than the timeout
         await conn.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_shielded_call_cancelled_while_its_reply_trickles_in_returns_it_whole(
+    redis_server: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("big", b"x" * 100_000)
+    client.close()
+    get_big = Script("return redis.call('GET', KEYS[1])", name="get_big")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(_throttling_proxy, redis_server.port)
+        conn = DirectConnection(f"redis://127.0.0.1:{port}/0", name="test-direct-shielded-parts")
+        await conn.eval_script(INCR, ["n"], [1])  # connected
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + 0.1  # about 40 of its 100 KB have come by then
+            reply = await conn.eval_script(get_big, ["big"], shielded=True)
+        assert scope.cancel_called and not scope.cancelled_caught
+        assert len(reply) == 100_000 and "not connected" not in repr(conn)
+        await conn.aclose()
+        nursery.cancel_scope.cancel()

@@ -119,6 +119,8 @@ async def test_a_bulk_submit_is_handed_off_whole_in_queue_order_under_one_lease(
     async with _running(redis_url, max_workers=4) as (worker, submitter):
         tasks = [Task("job", payload="0.2"), Task("job", payload="0.2", priority=3), Task("job", payload="0.2")]
         ids = await submitter.submit_many(tasks)
+        room = _idle(redis_url, worker.storage.prefix).get(worker.hand_id.encode(), b"")
+        assert room.split()[:1] == [b"1"], f"room for 4, 3 handed: {room!r}"
         with trio.fail_after(5):
             await submitter.join(poll=0.01)
         assert worker.handed == [ids[1], ids[0], ids[2]] and worker.ran == worker.handed

@@ -13,6 +13,7 @@ import trio
 from redis_fixtures import SLOW
 from skedulr import RedisStorage, Scheduler, Task, TaskStatus
 from skedulr.errors import DuplicateTaskError, InvalidNameError
+from skedulr.storage import _scripts
 from skedulr.storage._redis_direct import DirectConnection
 
 
@@ -96,14 +97,27 @@ async def test_bad_input_fails_before_joining_a_group(redis_url: str) -> None:
 
 async def test_a_single_plain_submit_stores_what_the_general_script_stores(redis_url: str) -> None:
     """With nothing in flight, a plain task that is ready now takes lua/submit_one.lua; one with a key or
-    a delay takes lua/submit.lua. Both store the same fields and keep the queue's order."""
+    a delay takes lua/submit.lua. Both store the same fields and keep the queue's order, and the first
+    task of an empty queue wakes the pool's workers."""
     sched = _scheduler(redis_url)
     client = redis.Redis.from_url(redis_url)
+    lean, general = _scripts.load("submit_one").sha, _scripts.load("submit").sha
     async with sched:
         tag = sched.storage.tag  # type: ignore[attr-defined]
+        hints = client.pubsub()
+        hints.subscribe(f"{tag}:wake")
+        client.script_flush()  # which scripts the submits below load tells which ones they ran
         plain = await sched.submit(Task("job"))  # priority 0: prio and rms are left out
         high = await sched.submit(Task("job", priority=5, max_retries=2, payload=b"x"))
+        assert client.script_exists(lean, general) == [True, False]
+        woken = [m["data"] for m in iter(lambda: hints.get_message(timeout=0.2), None) if m["type"] == "message"]
+        assert woken == [b"default"], "the first task of an empty queue must wake the pool, only the first"
         keyed = await sched.submit(Task("job", priority=5, max_retries=2, payload=b"x", key="k"))
+        assert client.script_exists(lean, general) == [True, True]
+        client.script_flush()
+        later = await sched.submit(Task("job", delay=60))
+        assert client.script_exists(lean, general) == [False, True]
+        assert (await sched.get(later)).status is TaskStatus.SCHEDULED
         with pytest.raises(DuplicateTaskError):
             await sched.submit(Task("job", id=plain))
         fields = {task_id: client.hgetall(f"{tag}:t:{task_id}") for task_id in (plain, high, keyed)}
@@ -111,9 +125,7 @@ async def test_a_single_plain_submit_stores_what_the_general_script_stores(redis
         assert set(fields[plain]) | {b"prio", b"rms"} == set(fields[high])
         for name in (b"spec", b"pool", b"maxr", b"status", b"prio"):
             assert fields[high][name] == fields[keyed][name], name
-        assert fields[plain][b"status"] == b"queued" and fields[plain][b"maxr"] == fields[high][b"maxr"].replace(
-            b"2", str(sched.retry.max_retries).encode()
-        )
+        assert fields[plain][b"status"] == b"queued"
         infos = [await sched.get(task_id) for task_id in (plain, high, keyed)]
         assert [(i.priority, i.max_retries, i.payload) for i in infos] == [
             (0, sched.retry.max_retries, b""),
@@ -123,6 +135,7 @@ async def test_a_single_plain_submit_stores_what_the_general_script_stores(redis
         rows = await sched.storage.claim("default", 3, 1, 5000, 0)
         assert [row[0] for row in rows] == [high, keyed, plain]  # priority first, then submission order
         assert (await sched.stats()).counts["running"] == 3
+        hints.close()
     client.close()
 
 
@@ -134,9 +147,10 @@ async def test_a_single_submit_cancelled_on_its_way_still_returns_its_id(redis_u
     async with sched:
         await sched.submit(Task("job"))  # connected: a submit cancelled while it connects sends nothing
         try:
+            await blocker.eval_script(SLOW, [], [0])  # connected, and the script loaded
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(blocker.eval_script, SLOW, [], [300])  # Redis is busy for 300 ms
-                await trio.sleep(0.05)
+                nursery.start_soon(blocker.eval_script, SLOW, [], [500])  # Redis is busy for 500 ms
+                await trio.sleep(0.1)
                 with trio.CancelScope() as scope:
                     scope.deadline = trio.current_time() + 0.05
                     task_id = await sched.submit(Task("job"))

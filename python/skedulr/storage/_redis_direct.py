@@ -147,8 +147,8 @@ class DirectConnection:
     ) -> Any:
         """EVALSHA, loading the script when Redis does not know it. `StorageError` when the script fails
         or Redis cannot be reached. `timeout` replaces the socket timeout for a script known to run long.
-        `shielded`: once the command is being sent, a cancellation waits until its reply's first bytes have
-        come (or its timeout), so that the caller learns what was done."""
+        `shielded`: once the command is being sent, a cancellation waits until its whole reply has come (or
+        a timeout), so that the caller learns what was done."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         reply = await self._call(command, timeout, shielded)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
@@ -238,7 +238,10 @@ class DirectConnection:
                 if scope.cancelled_caught:
                     raise trio.TooSlowError
                 feed(self._reader, first)
-                reply = await read_reply(stream, self._reader, wait)
+                reply = self._reader.gets()
+                if reply is False:  # the rest of a reply that came in parts
+                    with trio.CancelScope(shield=shielded):
+                        reply = await read_reply(stream, self._reader, wait)
                 finished = True
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
                 raise self._unreachable(e) from e
