@@ -265,13 +265,14 @@ end
 -- The tasks running under these tokens stopped running (ended, retrying, handed back, cancelled): a batch
 -- none of whose tasks runs any more is released.
 local function release(tag, tokens, n)
-  local per_batch = {}
+  local per_batch = {} -- by batch number: written out once per batch, not once per task
   for i = 1, n or #tokens do
-    local b = batch_of(tokens[i])
+    local b = math.floor(tonumber(tokens[i]) / BATCH)
     per_batch[b] = (per_batch[b] or 0) + 1
   end
   for b, count in pairs(per_batch) do
-    if rcall('HINCRBY', tag .. ':lbn', b, -count) <= 0 then drop_batch(tag, b) end
+    local name = string.format('%d', b)
+    if rcall('HINCRBY', tag .. ':lbn', name, -count) <= 0 then drop_batch(tag, name) end
   end
 end
 
