@@ -56,7 +56,7 @@ local MAX_REPLY_BYTES = 8 * 1024 * 1024
 -- The most ids of list members passed over in one call (tasks cancelled while they waited in a list):
 -- a call that reaches it ends there, returning "more", so the caller claims again at once.
 local MAX_PASSED_OVER = 10000
-local LIST_READ = 256 -- ids read from a list at a time (at least)
+local LIST_READ = 256 -- ids read from a list at a time (at least) after the first read of a call
 local out, n_out = {}, 0
 local lease_until = now + lease_ms
 local now_text = string.format('%d', now) -- converted once, not once per task
@@ -118,7 +118,9 @@ local function take_from_list(m)
   local list = tag .. ':' .. string.sub(m, 26)
   local looked, past = 0, nil
   while taken < max and bytes <= MAX_REPLY_BYTES and passed_over < MAX_PASSED_OVER do
-    local ids = rcall('LRANGE', list, looked, looked + math.max(max - taken, LIST_READ) - 1)
+    local want = max - taken -- as many as are wanted; more once cancelled tasks were passed over
+    if looked > 0 then want = math.max(want, LIST_READ) end
+    local ids = rcall('LRANGE', list, looked, looked + want - 1)
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
       if taken == max or bytes > MAX_REPLY_BYTES or passed_over == MAX_PASSED_OVER then break end

@@ -187,6 +187,16 @@ async def test_a_shielded_call_cancelled_in_flight_returns_its_reply_and_keeps_t
         await conn.aclose()
 
 
+GET_BIG = Script("return redis.call('GET', KEYS[1])", name="get_big")
+
+
+def _store_big(url: str, size: int) -> None:
+    """Stores `size` bytes under "big", for GET_BIG to return: a reply that takes a while to cross a proxy."""
+    client = redis.Redis.from_url(url)
+    client.set("big", b"x" * size)
+    client.close()
+
+
 async def _throttling_proxy(upstream_port: int, *, task_status: trio.TaskStatus[int]) -> None:
     """A TCP proxy that passes Redis's replies on 4 KiB every 10 ms: a large reply takes a while."""
 
@@ -218,17 +228,14 @@ async def _throttling_proxy(upstream_port: int, *, task_status: trio.TaskStatus[
 async def test_a_large_reply_that_keeps_coming_is_not_cut_short(redis_server: RedisServer) -> None:
     """The timeout is for silence, not for the whole reply: half a megabyte trickling in for about a second
     arrives whole with a 0.3 s timeout (a claim of large payloads must not fail after it ran)."""
-    client = redis.Redis.from_url(redis_server.url)
-    client.set("big", b"x" * 500_000)
-    client.close()
-    get_big = Script("return redis.call('GET', KEYS[1])", name="get_big")
+    _store_big(redis_server.url, 500_000)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(_throttling_proxy, redis_server.port)
         conn = DirectConnection(
             f"redis://127.0.0.1:{port}/0", name="test-direct-slow", connect_timeout=0.2, socket_timeout=0.3
         )
         start = time.monotonic()
-        assert len(await conn.eval_script(get_big, ["big"])) == 500_000
+        assert len(await conn.eval_script(GET_BIG, ["big"])) == 500_000
         assert time.monotonic() - start > 0.6  # it really trickled for longer than the timeout
         await conn.aclose()
         nursery.cancel_scope.cancel()
@@ -237,17 +244,14 @@ async def test_a_large_reply_that_keeps_coming_is_not_cut_short(redis_server: Re
 async def test_a_shielded_call_cancelled_while_its_reply_trickles_in_returns_it_whole(
     redis_server: RedisServer,
 ) -> None:
-    client = redis.Redis.from_url(redis_server.url)
-    client.set("big", b"x" * 100_000)
-    client.close()
-    get_big = Script("return redis.call('GET', KEYS[1])", name="get_big")
+    _store_big(redis_server.url, 100_000)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(_throttling_proxy, redis_server.port)
         conn = DirectConnection(f"redis://127.0.0.1:{port}/0", name="test-direct-shielded-parts")
         await conn.eval_script(INCR, ["n"], [1])  # connected
         with trio.CancelScope() as scope:
             scope.deadline = trio.current_time() + 0.1  # about 40 of its 100 KB have come by then
-            reply = await conn.eval_script(get_big, ["big"], shielded=True)
+            reply = await conn.eval_script(GET_BIG, ["big"], shielded=True)
         assert scope.cancel_called and not scope.cancelled_caught
         assert len(reply) == 100_000 and "not connected" not in repr(conn)
         await conn.aclose()
