@@ -229,7 +229,8 @@ class DirectConnection:
                 # command to go out; then the timeout is for silence, not for a long reply. A bare cancel
                 # scope, not fail_after (two generator context managers around one): each is dear to a
                 # process just woken from idling, and this is the path from submit to start. The same
-                # scope shields a `shielded` call, rather than a scope of the caller's.
+                # scope shields a `shielded` call, rather than a scope of the caller's; the rest of a
+                # reply that came in parts is read under a second, shield-only scope.
                 wait = timeout or self._socket_timeout
                 deadline = trio.current_time() + wait + len(data) / (1 << 20)
                 with trio.CancelScope(deadline=deadline, shield=shielded) as scope:

@@ -170,23 +170,26 @@ class Subscription:
         after a network fault would otherwise go unnoticed, and hints with it). The check comes on time
         even when messages flow, so no cancel scope is entered and left per message (dear on the latency
         path, in a process just woken from idling)."""
-        self._take(reader)  # a message that came with the subscription's confirmations
+        await self._pass_on(reader)  # a message that came with the subscription's confirmations
         while True:
             with trio.move_on_after(HEALTH_CHECK_EVERY):
                 while True:
                     feed(reader, await stream.receive_some(65536))
-                    if self._take(reader):
-                        # Yield twice before reading again, so that the tasks a handler woke (a runner
-                        # given a handed task) run first: they share the loop's next turn with this one,
-                        # in an order Trio picks at random, and the job would wait half the time for this
-                        # task's failed recv and epoll re-arm. One yield: ~25 µs off message to job; the
-                        # second: ~8 µs more at the median (probe, A/B in one run).
-                        await trio.lowlevel.checkpoint()
-                        await trio.lowlevel.checkpoint()
+                    await self._pass_on(reader)
             await stream.send_all(pack(("PING",)))  # answered ["pong", ""] in subscribed mode, or messages
             with counting_outstanding(), trio.fail_after(self._connect_timeout + 1.0):
                 feed(reader, await stream.receive_some(65536))
-            self._take(reader)
+            await self._pass_on(reader)
+
+    async def _pass_on(self, reader: hiredis.Reader) -> None:
+        """Passes on the messages `reader` holds (`_take`). After a handler was called, yields twice
+        before the next read, so that the tasks it woke (a runner given a handed task) run first: they
+        share the loop's next turn with this task, in an order Trio picks at random, and the job would
+        wait half the time for this task's failed recv and epoll re-arm. One yield: ~25 µs off message to
+        job; the second: ~8 µs more at the median (probe, A/B in one run)."""
+        if self._take(reader):
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
 
     def _take(self, reader: hiredis.Reader) -> bool:
         """Passes on the messages `reader` holds: to their channel's handler, or to `wait()`. Returns
