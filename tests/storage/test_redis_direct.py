@@ -256,3 +256,32 @@ async def test_a_shielded_call_cancelled_while_its_reply_trickles_in_returns_it_
         assert len(reply) == 100_000 and "not connected" not in repr(conn)
         await conn.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_reply_that_is_not_redis_protocol_fails_the_call_and_the_next_call_reconnects(
+    redis_server: RedisServer,
+) -> None:
+    """Something not Redis on the port (or a stream garbled on the way): a typed StorageError, not the
+    parser's own error, and the connection is dropped; a later call opens a new one."""
+    connections = 0
+
+    async def garbling(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        async with stream:
+            await stream.receive_some(65536)  # CLIENT SETNAME
+            await stream.send_all(b"+OK\r\n")
+            await stream.receive_some(65536)
+            await stream.send_all(b"X not a reply type\r\n")
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        nursery.start_soon(trio.serve_listeners, garbling, listeners)
+        conn = DirectConnection(f"redis://127.0.0.1:{listeners[0].socket.getsockname()[1]}/0", name="test-garbled")
+        for attempt in (1, 2):
+            with pytest.raises(StorageError, match="ProtocolError"):
+                await conn.eval_script(INCR, ["n"], [1])
+            assert "not connected" in repr(conn) and connections == attempt
+        await conn.aclose()
+        nursery.cancel_scope.cancel()

@@ -40,6 +40,10 @@ from ._redis_io import (
 
 log = logging.getLogger("skedulr")
 
+LOST = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, hiredis.ProtocolError)
+"""What a call meets when the connection is gone or unusable (a bytes stream that is not Redis's protocol
+included): the connection is dropped, and the next call opens a new one."""
+
 
 def pack(args: Sequence[Arg]) -> bytes:
     """One command in RESP (hiredis packs it in C)."""
@@ -185,7 +189,7 @@ class DirectConnection:
                         sent += 1
                     replies = [await read_reply(stream, self._reader, self._socket_timeout) for _ in range(sent)]
                     finished = True
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
+                except LOST as e:
                     raise self._unreachable(e) from e
                 finally:
                     if not finished:
@@ -244,7 +248,7 @@ class DirectConnection:
                     with trio.CancelScope(shield=shielded):
                         reply = await read_reply(stream, self._reader, wait)
                 finished = True
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
+            except LOST as e:
                 raise self._unreachable(e) from e
             finally:
                 if not finished:  # cancelled or failed half-way: the socket may hold half a reply

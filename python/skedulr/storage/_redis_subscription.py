@@ -30,13 +30,12 @@ import trio
 from redis.connection import parse_url
 
 from ..errors import StorageError
-from ._redis_direct import feed, open_stream, pack, read_reply
+from ._redis_direct import LOST, feed, open_stream, pack, read_reply
 from ._redis_io import DEFAULT_CONNECT_TIMEOUT, counting_outstanding, redact_url, scrub_secrets
 
 log = logging.getLogger("skedulr")
 
 _CLIENT_NAME = re.compile(r"[!-~]{1,256}")  # what CLIENT SETNAME takes: printable ASCII, no spaces
-_LOST = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, hiredis.ProtocolError)
 HEALTH_CHECK_EVERY = 30.0  # seconds between the PINGs that check the connection is alive
 
 
@@ -111,7 +110,7 @@ class Subscription:
         reader = hiredis.Reader()
         try:
             return await self._subscribe(reader), reader
-        except _LOST as e:
+        except LOST as e:
             reason = scrub_secrets(f"{type(e).__name__}: {e}", self._secret_url)
             raise StorageError(f"cannot subscribe at Redis {self.url}: {reason}") from None
 
@@ -124,7 +123,7 @@ class Subscription:
                 self._state = "subscribed"
                 try:
                     await self._listen(stream, reader)
-                except _LOST as e:
+                except LOST as e:
                     reason = scrub_secrets(f"{type(e).__name__}: {e}", self._secret_url)
                     log.warning("subscription %s lost Redis at %s (%s); reconnecting", self.name, self.url, reason)
                 finally:
@@ -136,7 +135,7 @@ class Subscription:
                     try:
                         stream = await self._subscribe(reader)
                         break
-                    except _LOST:
+                    except LOST:
                         await trio.sleep(self._retry_interval)
                 log.warning("subscription %s at %s re-established", self.name, self.url)
                 self.resumed += 1
