@@ -115,7 +115,8 @@ class Pool:
         at = trio.current_time() if leased_at is None else leased_at
         for row in rows:
             self._leased_at[row[1]] = at
-        self._scheduler._hand_back_rows(self._surplus())
+        if self.free_slots < 0:
+            self._scheduler._hand_back_rows(self._surplus())
         if rows:
             self._runner_lot.unpark(count=len(rows))
 

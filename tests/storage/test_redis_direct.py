@@ -15,7 +15,8 @@ import trio
 
 from redis_fixtures import SLOW, RedisServer, free_port
 from skedulr.errors import StorageError
-from skedulr.storage._redis_direct import DirectConnection
+from skedulr.storage import _redis_direct as redis_direct
+from skedulr.storage._redis_direct import DirectConnection, send_at_once
 from skedulr.storage._redis_io import Script, outstanding_calls
 
 INCR = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])", name="incr_by")
@@ -187,6 +188,49 @@ async def test_a_shielded_call_cancelled_in_flight_returns_its_reply_and_keeps_t
         await conn.aclose()
 
 
+async def test_a_call_whose_caller_was_cancelled_already_sends_nothing_unless_shielded(redis_url: str) -> None:
+    """The bytes go out before any of Trio's machinery (`send_at_once`), but not for a caller cancelled
+    before the call: that one raises Cancelled with nothing sent. A shielded call on an open connection
+    goes out all the same, and returns its reply."""
+    conn = DirectConnection(redis_url, name="test-direct-precancelled")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1  # connected
+        replies = []
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            replies.append(await conn.eval_script(INCR, ["n"], [100], shielded=True))
+            await conn.eval_script(INCR, ["n"], [10])
+        assert replies == [101] and scope.cancelled_caught and client.get("n") == b"101"
+        assert await conn.eval_script(INCR, ["n"], [1]) == 102
+    finally:
+        client.close()
+        await conn.aclose()
+
+
+async def test_a_command_larger_than_the_socket_takes_at_once_goes_out_whole(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16 MB: what the socket does not take at once goes by `send_all` (the path is checked to be taken)."""
+    sent: list[tuple[int, int]] = []
+
+    def noting(stream: trio.abc.Stream, data: bytes) -> int:
+        n = send_at_once(stream, data)
+        sent.append((n, len(data)))
+        return n
+
+    monkeypatch.setattr(redis_direct, "send_at_once", noting)
+    conn = DirectConnection(redis_url, name="test-direct-large")
+    try:
+        big = bytes(range(256)) * (1 << 16)
+        assert await conn.eval_script(LENGTH, [], [big]) == len(big)
+        assert await conn.eval_script(INCR, ["n"], [1]) == 1  # and the connection goes on
+        assert sent[0][0] < sent[0][1] and sent[0][1] > len(big)  # (the whole command: big and the rest)
+    finally:
+        await conn.aclose()
+
+
+LENGTH = Script("return #ARGV[1]", name="length")
 GET_BIG = Script("return redis.call('GET', KEYS[1])", name="get_big")
 
 

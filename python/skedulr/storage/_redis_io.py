@@ -116,15 +116,22 @@ def counting_outstanding() -> _Outstanding:
     return _OUTSTANDING
 
 
-async def acquire_at_once(lock: trio.Lock) -> None:
-    """Acquires `lock`; when it is free, without yielding to other tasks first. On the submit-to-start
-    path every yield is a turn of Trio's run loop, which a process just woken from idling pays dearly
-    (measured: two such turns were about a third of a submit's time before its bytes left). The caller
-    checkpoints soon after, while it waits for Redis."""
+def one_at_a_time() -> trio.Semaphore:
+    """A turn for one task at a time, lighter than `trio.Lock` (which notes its owner, for Trio's deadlock
+    detection, at every acquire and release): a process just woken from idling pays for every step on the
+    path from submit to start, and a Lock cost several µs there (probe)."""
+    return trio.Semaphore(1, max_value=1)
+
+
+async def acquire_at_once(turn: trio.Semaphore) -> None:
+    """Takes `turn` (`one_at_a_time`); when it is free, without yielding to other tasks first. On the
+    submit-to-start path every yield is a turn of Trio's run loop, which a process just woken from idling
+    pays dearly (measured: two such turns were about a third of a submit's time before its bytes left).
+    The caller checkpoints soon after, while it waits for Redis."""
     try:
-        lock.acquire_nowait()
+        turn.acquire_nowait()
     except trio.WouldBlock:
-        await lock.acquire()
+        await turn.acquire()
 
 
 def redact_url(url: str) -> str:

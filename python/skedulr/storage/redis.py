@@ -33,7 +33,7 @@ from ..errors import (
 from ..task import TaskInfo, TaskPage
 from . import _scripts
 from ._redis_direct import DirectConnection
-from ._redis_io import RedisConnection, acquire_at_once, open_connection, redact_url
+from ._redis_io import RedisConnection, acquire_at_once, one_at_a_time, open_connection, redact_url
 from ._redis_subscription import open_subscription
 from .base import ClaimRow, Failure, Held, Spec, parse_cursor, parse_dead_retention
 
@@ -71,6 +71,7 @@ _STAGE_PART = 1000  # tasks per part of a staged bulk submit (larger batches of 
 _STAGE_MS = 300_000  # a staged batch not committed this long after its last part is dropped
 _IDLE_MARGIN_MS = 2000  # an idle instance stands ready for hand-offs this much longer than its poll interval
 _DROP_EXPIRED_BATCHES = 10  # the most expired staged batches lua/bulk.lua drops in one call
+_VALID_NAMES_KEPT = 1000  # job and pool names known to be valid, kept so that a submit need not check them
 _STAGE_DROP_TIMEOUT = 5.0  # seconds a failed bulk submit spends dropping what it staged
 _COMMIT_SECONDS_PER_TASK = 20e-6  # allowed on top of the socket timeout for a staged commit (~1 µs per delayed task)
 
@@ -223,7 +224,9 @@ class RedisStorage:
         self._direct: dict[str, DirectConnection] = {}
         self._gathering: _SubmitGroup | None = None  # single submits waiting to go out together
         self._server_ahead_ms: int | None = None  # the server's clock less ours, as the last beat found
-        self._submit_lock = trio.Lock()  # one group's script call in flight at a time
+        self._submit_turn = one_at_a_time()  # one group's script call in flight at a time
+        self._valid_names: set[str] = set()  # (`_task_args`)
+        self._submit_keys = [self._key("seq"), self._key("all")]  # (lua/submit.lua and lua/submit_one.lua)
 
     def __repr__(self) -> str:
         state = f"sessions={len(self._sessions)}"
@@ -413,11 +416,14 @@ class RedisStorage:
         A delay goes as "+<ms>", which the script adds to its own now (the server's clock): a delay is a
         delay, whatever the submitting machine's clock says; a run_at goes as the moment it names."""
         task_id, name, pool, payload, priority, max_retries, timeout_ms, key, run_at_ms, parents, delay_ms = spec
-        task_id = new_id or task_id
-        _core.validate_name("job name", name)
-        _core.validate_name("pool name", pool)
-        if task_id is not None:
+        if name not in self._valid_names or pool not in self._valid_names:
+            _core.validate_name("job name", name)
+            _core.validate_name("pool name", pool)
+            if len(self._valid_names) < _VALID_NAMES_KEPT:
+                self._valid_names.update((name, pool))
+        if new_id is None and task_id is not None:  # (not one of ours: those are hex)
             _core.validate_name("task id", task_id)
+        task_id = new_id or task_id
         if key is not None:
             _core.validate_key(key)
         for parent, _trigger in parents:
@@ -440,17 +446,17 @@ class RedisStorage:
             return (await self.submit_many([spec], now_ms))[0]
         # a task with bad input fails here, on its own, before joining a group
         task_args = self._task_args(spec, None if spec[0] else _new_id())
-        if self._gathering is None and not self._submit_lock.locked():
+        if self._gathering is None and self._submit_turn.value:
             # Nothing in flight: a group of one, sent at once. (This is the latency path from submit to
             # start: none of the group's bookkeeping, which a process just woken from idling pays dearly.)
-            self._submit_lock.acquire_nowait()
+            self._submit_turn.acquire_nowait()
             try:
                 if not (task_args[5] or task_args[6]):  # no key, delay or run time: see lua/submit_one.lua
                     return await self._submit_one(task_args, now_ms)
                 with trio.CancelScope(shield=True):  # as a group's leader: once sent, learn the outcome
                     matched = await self._submit_script([task_args], now_ms)
             finally:
-                self._submit_lock.release()
+                self._submit_turn.release()
             return matched.get(0, (task_args[0], True))
         size = len(task_args[1])  # the spec: name, numbers and payload
         group = self._gathering
@@ -467,13 +473,13 @@ class RedisStorage:
             # The others in the group depend on this call: it finishes even if its caller is cancelled
             # (the connection fails fast when Redis cannot be reached, so this cannot hang).
             with trio.CancelScope(shield=True):
-                await acquire_at_once(self._submit_lock)
+                await acquire_at_once(self._submit_turn)
                 try:
                     if self._gathering is group:
                         self._gathering = None  # later submits gather into a new group
                     await self._send_group(group, now_ms)
                 finally:
-                    self._submit_lock.release()
+                    self._submit_turn.release()
         result = group.results[index]
         if isinstance(result, Exception):
             raise result
@@ -527,14 +533,14 @@ class RedisStorage:
         (The shield is the call's own cancel scope: one scope less, on the path from submit to start.)"""
         task_id, spec, pool, priority, max_retries, _key, _when, _parents = task_args
         args = [self.tag, self._now(now_ms), task_id, spec, pool, priority, max_retries]
-        await self._eval_direct("submit", "submit_one", [self._key("seq"), self._key("all")], args, shielded=True)
+        await self._eval_direct("submit", "submit_one", self._submit_keys, args, shielded=True)
         return task_id, True
 
     async def _submit_script(self, ordered: list[_TaskArgs], now_ms: int) -> dict[int, tuple[str, bool]]:
         """Runs lua/submit.lua on tasks (their `_task_args`) in batch order, parents first; returns
         {position: (holder id, False)} for the tasks an idempotency key matched."""
         args = [self.tag, self._now(now_ms), self.key_ttl_ms, "", "", len(ordered), *_runs(ordered)]
-        flat = await self._eval_direct("submit", "submit", [self._key("seq"), self._key("all")], args)
+        flat = await self._eval_direct("submit", "submit", self._submit_keys, args)
         return {int(flat[i]) - 1: (_text(flat[i + 1]), False) for i in range(0, len(flat), 2)}
 
     async def _submit_staged(self, specs: list[Spec], connection: DirectConnection | None, now_ms: int) -> list[str]:
@@ -951,7 +957,7 @@ class RedisStorage:
             def handed(data: bytes) -> None:
                 try:
                     pool, sent_lease_until, rows = _handed(data)
-                except (ValueError, UnicodeDecodeError):  # not from lua/_hand_off.lua
+                except ValueError:  # not from lua/_hand_off.lua
                     log.error("ignored a hand-off message that is not one: %r", data[:80])
                     return  # (its tasks, if any, come with the next claim: lua/claim.lua)
                 lease_until: int | None = sent_lease_until
@@ -986,19 +992,9 @@ def _dropping() -> AbstractContextManager[object]:
     return stack
 
 
-def _handed(data: bytes) -> tuple[str, int, list[ClaimRow]]:
-    """The pool, lease end (ms) and claim rows of a hand-off message (its format: lua/_hand_off.lua)."""
-    head, _, rest = data.partition(b"\n")
-    pool, lease_until = head.decode().split(" ")
-    rows: list[ClaimRow] = []
-    at = 0
-    while at < len(rest):
-        end = rest.index(b"\n", at)
-        task_id, token, size = rest[at:end].decode().split(" ")
-        at = end + 1 + int(size)
-        name, timeout_ms, priority, payload = _unpack_spec(rest[end + 1 : at])
-        rows.append((task_id, int(token), task_id, name, payload, 1, priority, timeout_ms))
-    return pool, int(lease_until), rows
+_handed = _core.parse_hand_off
+"""The pool, lease end (ms) and claim rows of a hand-off message (its format: lua/_hand_off.lua); ValueError
+for anything else. (Read in Rust: on the path from submit to start.)"""
 
 
 def _staged_range(seq: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:

@@ -8,8 +8,10 @@ mod cron;
 mod dag;
 mod engine;
 mod errors;
+mod hand_off;
 mod leases;
 mod ready_queue;
+mod resp;
 mod scripts;
 
 /// Checks a job name, pool name, task id or schedule id against the shared alphabet; `kind` names
@@ -55,6 +57,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(validate_key, m)?)?;
     m.add_function(wrap_pyfunction!(topological_order, m)?)?;
+    m.add_function(wrap_pyfunction!(resp::pack_command, m)?)?;
+    m.add_function(wrap_pyfunction!(hand_off::parse_hand_off, m)?)?;
     m.add("MIN_PRIORITY", validate::MIN_PRIORITY)?;
     m.add("MAX_PRIORITY", validate::MAX_PRIORITY)?;
     m.add("MAX_NAME_LEN", validate::MAX_NAME_LEN)?;
