@@ -403,24 +403,24 @@ class Scheduler:
         """Tasks a submit leased to this instance at once (the storage's hand-off), as a claim returns
         them. One that arrives when its pool cannot take it (paused, stopping) goes back to the queue.
         Their lease began at the submit, not now: a message read late (the process stalled) counts so."""
-        rows = self._unseen(rows)
+        now = trio.current_time()
+        rows = self._unseen(rows, now)
         pool = self._pools.get(pool_name)
         if pool is None or pool.is_paused or self._stopping:
             self._hand_back_rows(rows)
             return
-        now = trio.current_time()
-        leased_at = now if lease_until_ms is None else self._clock.trio_time(lease_until_ms) - self.lease_ttl
-        pool.accept(rows, min(now, leased_at))
+        if lease_until_ms is not None:
+            now = min(now, self._clock.trio_time(lease_until_ms) - self.lease_ttl)
+        pool.accept(rows, now)
 
-    def _unseen(self, rows: list[ClaimRow]) -> list[ClaimRow]:
+    def _unseen(self, rows: list[ClaimRow], now: float) -> list[ClaimRow]:
         """The rows whose lease this instance has not seen yet (see `_first_sight`)."""
-        fresh = self._first_sight([row[1] for row in rows])
+        fresh = self._first_sight([row[1] for row in rows], now)
         return rows if len(fresh) == len(rows) else [row for row in rows if row[1] in fresh]
 
-    def _first_sight(self, tokens: list[int]) -> set[int]:
-        """The lease tokens of `tokens` not seen yet, noting them: a handed task comes by its message and,
-        in case that was lost, by the next claim (or leaving) too."""
-        now = trio.current_time()
+    def _first_sight(self, tokens: list[int], now: float) -> set[int]:
+        """The lease tokens of `tokens` not seen yet (at Trio time `now`), noting them: a handed task comes
+        by its message and, in case that was lost, by the next claim (or leaving) too."""
         horizon = now - 2 * self.lease_ttl  # a lease that old ran out: it cannot come again
         while self._seen_order and self._seen_order[0][0] < horizon:
             self._seen.discard(self._seen_order.popleft()[1])
@@ -433,7 +433,7 @@ class Scheduler:
         """Takes no more hand-offs in `pools` (until they claim again), and hands back what was handed
         to them and never seen here: its message is on its way, or was lost."""
         handed = await self._storage.leave_idle(self._hand_id, pools)
-        fresh = self._first_sight([token for _handle, token in handed])
+        fresh = self._first_sight([token for _handle, token in handed], trio.current_time())
         if fresh:
             await self._storage.hand_back_many([h for h in handed if h[1] in fresh], self._clock.now_ms())
 
@@ -672,7 +672,7 @@ class Scheduler:
             pool.name, free, self._owner, lease_ms, self._clock.now_ms(), idle=(self._hand_id, runners)
         )
         pool.queue_was_empty = not rows  # (before `_unseen`: tasks handed here before count as claimed)
-        return self._unseen(rows)
+        return self._unseen(rows, trio.current_time())
 
     async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> bool:
         """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only

@@ -16,15 +16,18 @@ pub fn pack_command<'py>(
     py: Python<'py>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = Vec::with_capacity(64 + 16 * args.len());
-    push_header(&mut out, b'*', args.len());
+    let mut out = Vec::with_capacity(256);
+    push_header(&mut out, b'*', args.len() as i64);
     for arg in args.iter() {
         if let Ok(bytes) = arg.cast::<PyBytes>() {
             push_bulk(&mut out, bytes.as_bytes());
         } else if let Ok(text) = arg.cast::<PyString>() {
             push_bulk(&mut out, text.to_str()?.as_bytes());
+        } else if let Ok(n) = arg.extract::<i64>() {
+            let mut digits = Digits::default();
+            push_bulk(&mut out, digits.of(n));
         } else if arg.is_instance_of::<PyInt>() || arg.is_instance_of::<PyFloat>() {
-            // (an int's str and a float's repr are what Redis reads back as that number)
+            // (a big int's str and a float's repr are what Redis reads back as that number)
             let text = if arg.is_instance_of::<PyInt>() {
                 arg.str()?
             } else {
@@ -43,14 +46,38 @@ pub fn pack_command<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
-fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
+fn push_header(out: &mut Vec<u8>, kind: u8, n: i64) {
     out.push(kind);
-    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(Digits::default().of(n));
     out.extend_from_slice(b"\r\n");
 }
 
 fn push_bulk(out: &mut Vec<u8>, value: &[u8]) {
-    push_header(out, b'$', value.len());
+    push_header(out, b'$', value.len() as i64);
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// An integer's decimal digits, written without allocating.
+#[derive(Default)]
+struct Digits([u8; 20]);
+
+impl Digits {
+    fn of(&mut self, n: i64) -> &[u8] {
+        let mut at = self.0.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            at -= 1;
+            self.0[at] = b'-';
+        }
+        &self.0[at..]
+    }
 }
