@@ -75,6 +75,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def unix_url(self) -> str:
+        """The same server through its unix socket."""
+        return f"unix://{self.directory / 'redis.sock'}?db=0"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -87,7 +92,7 @@ class RedisServer:
         # fmt: off
         command = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.directory),
+            "--dir", str(self.directory), "--unixsocket", str(self.directory / "redis.sock"), "--unixsocketperm", "700",
         ]
         # fmt: on
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)

@@ -230,6 +230,27 @@ async def test_a_command_larger_than_the_socket_takes_at_once_goes_out_whole(
         await conn.aclose()
 
 
+async def test_calls_go_through_a_unix_socket_too(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unix socket is a plain socket to `send_at_once` too: the bytes leave by one write."""
+    sent: list[int] = []
+
+    def noting(stream: trio.abc.Stream, data: bytes) -> int:
+        sent.append(send_at_once(stream, data))
+        return sent[-1]
+
+    monkeypatch.setattr(redis_direct, "send_at_once", noting)
+    conn = DirectConnection(redis_server.unix_url, name="test-direct-unix")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert await conn.eval_script(INCR, ["unix-n"], [3]) == 3
+        assert client.get("unix-n") == b"3"  # the same server, by TCP
+        assert sent and all(n > 0 for n in sent)
+    finally:
+        client.delete("unix-n")
+        client.close()
+        await conn.aclose()
+
+
 LENGTH = Script("return #ARGV[1]", name="length")
 GET_BIG = Script("return redis.call('GET', KEYS[1])", name="get_big")
 
