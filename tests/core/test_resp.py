@@ -3,6 +3,8 @@ connections of `skedulr.storage` send it), for every kind of argument they pass.
 
 from __future__ import annotations
 
+import enum
+
 import hiredis
 import pytest
 from hypothesis import given
@@ -35,7 +37,14 @@ def test_buffers_are_packed_as_their_bytes() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", [None, object(), ["a"], {"a": 1}])
+class Level(enum.IntEnum):
+    HIGH = 1
+
+
+@pytest.mark.parametrize("bad", [None, object(), ["a"], {"a": 1}, True, Level.HIGH])
 def test_another_type_is_a_type_error_naming_it(bad: object) -> None:
+    """A bool or an enum too, as hiredis (a flag slipping into a script's arguments is a bug)."""
+    with pytest.raises(TypeError):
+        hiredis.pack_command(("SET", "key", bad))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=type(bad).__name__):
         _core.pack_command(("SET", "key", bad))  # type: ignore[arg-type]

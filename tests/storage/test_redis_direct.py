@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,8 +191,8 @@ async def test_a_shielded_call_cancelled_in_flight_returns_its_reply_and_keeps_t
 
 async def test_a_call_whose_caller_was_cancelled_already_sends_nothing_unless_shielded(redis_url: str) -> None:
     """The bytes go out before any of Trio's machinery (`send_at_once`), but not for a caller cancelled
-    before the call: that one raises Cancelled with nothing sent. A shielded call on an open connection
-    goes out all the same, and returns its reply."""
+    before the call: that one raises Cancelled with nothing sent, and the connection stays open. A shielded
+    call on an open connection goes out all the same, and returns its reply."""
     conn = DirectConnection(redis_url, name="test-direct-precancelled")
     client = redis.Redis.from_url(redis_url)
     try:
@@ -202,6 +203,7 @@ async def test_a_call_whose_caller_was_cancelled_already_sends_nothing_unless_sh
             replies.append(await conn.eval_script(INCR, ["n"], [100], shielded=True))
             await conn.eval_script(INCR, ["n"], [10])
         assert replies == [101] and scope.cancelled_caught and client.get("n") == b"101"
+        assert "not connected" not in repr(conn)  # nothing was sent: nothing to drop
         assert await conn.eval_script(INCR, ["n"], [1]) == 102
     finally:
         client.close()
@@ -230,8 +232,9 @@ async def test_a_command_larger_than_the_socket_takes_at_once_goes_out_whole(
         await conn.aclose()
 
 
-async def test_calls_go_through_a_unix_socket_too(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A unix socket is a plain socket to `send_at_once` too: the bytes leave by one write."""
+async def test_calls_go_through_a_unix_socket_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unix socket is a plain socket to `send_at_once` too: the bytes leave by one write. (Its own
+    server, in a short directory: a socket's path has a length limit that test directories can pass.)"""
     sent: list[int] = []
 
     def noting(stream: trio.abc.Stream, data: bytes) -> int:
@@ -239,16 +242,17 @@ async def test_calls_go_through_a_unix_socket_too(redis_server: RedisServer, mon
         return sent[-1]
 
     monkeypatch.setattr(redis_direct, "send_at_once", noting)
-    conn = DirectConnection(redis_server.unix_url, name="test-direct-unix")
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        assert await conn.eval_script(INCR, ["unix-n"], [3]) == 3
-        assert client.get("unix-n") == b"3"  # the same server, by TCP
-        assert sent and all(n > 0 for n in sent)
-    finally:
-        client.delete("unix-n")
-        client.close()
-        await conn.aclose()
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp, RedisServer(Path(tmp), unix_socket=True) as server:
+        assert server.unix_url is not None
+        conn = DirectConnection(server.unix_url, name="test-direct-unix")
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert await conn.eval_script(INCR, ["n"], [3]) == 3
+            assert client.get("n") == b"3"  # the same server, by TCP
+            assert sent and all(n > 0 for n in sent)
+        finally:
+            client.close()
+            await conn.aclose()
 
 
 LENGTH = Script("return #ARGV[1]", name="length")

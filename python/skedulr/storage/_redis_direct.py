@@ -77,7 +77,7 @@ def send_at_once(stream: trio.abc.Stream, data: bytes) -> int:
         return 0
     try:
         return os.write(stream.socket.fileno(), data)
-    except BlockingIOError:  # (the socket's buffer is full: the rest goes by send_all)
+    except OSError:  # (its buffer is full, or the connection failed: send_all sends, or raises Trio's error)
         return 0
 
 
@@ -240,12 +240,12 @@ class DirectConnection:
     async def _call_now(self, data: bytes, timeout: float | None = None, shielded: bool = False) -> Any:
         if self._closed:
             raise StorageError(f"Redis connection {self.name} to {self.url} is closed")
+        if not shielded:  # (nothing sent, the connection kept; a shielded call goes out all the same)
+            await trio.lowlevel.checkpoint_if_cancelled()
         with counting_outstanding():
             finished = False
             try:
                 stream = self._stream or await self._connect()
-                if not shielded:  # (a shielded call goes out even if its caller was cancelled already)
-                    await trio.lowlevel.checkpoint_if_cancelled()
                 # The bytes leave first, before any of Trio's machinery (this is the path from submit
                 # to start; what a process just woken from idling does after they left costs less).
                 sent = send_at_once(stream, data)

@@ -9,8 +9,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
-/// The RESP bytes of the command `args` (each a bytes-like object, str, int or float). TypeError names
-/// the first argument of another type.
+/// The RESP bytes of the command `args` (each bytes, a bytes-like object of bytes, str, int or float).
+/// TypeError names the first argument of another type: a bool or an enum too, which hiredis refuses
+/// as well (a flag slipping into a script's arguments is a bug, not the number 1).
 #[pyfunction]
 pub fn pack_command<'py>(
     py: Python<'py>,
@@ -23,17 +24,14 @@ pub fn pack_command<'py>(
             push_bulk(&mut out, bytes.as_bytes());
         } else if let Ok(text) = arg.cast::<PyString>() {
             push_bulk(&mut out, text.to_str()?.as_bytes());
-        } else if let Ok(n) = arg.extract::<i64>() {
-            let mut digits = Digits::default();
-            push_bulk(&mut out, digits.of(n));
-        } else if arg.is_instance_of::<PyInt>() || arg.is_instance_of::<PyFloat>() {
-            // (a big int's str and a float's repr are what Redis reads back as that number)
-            let text = if arg.is_instance_of::<PyInt>() {
-                arg.str()?
-            } else {
-                arg.repr()?
-            };
-            push_bulk(&mut out, text.to_str()?.as_bytes());
+        } else if arg.is_exact_instance_of::<PyInt>() {
+            match arg.extract::<i64>() {
+                Ok(n) => push_bulk(&mut out, Digits::default().of(n)),
+                Err(_) => push_bulk(&mut out, arg.str()?.to_str()?.as_bytes()), // (beyond 64 bits)
+            }
+        } else if arg.is_exact_instance_of::<PyFloat>() {
+            // (a float's repr is what Redis reads back as that number)
+            push_bulk(&mut out, arg.repr()?.to_str()?.as_bytes());
         } else if let Ok(buffer) = PyBuffer::<u8>::get(&arg) {
             push_bulk(&mut out, &buffer.to_vec(py)?);
         } else {
