@@ -72,7 +72,7 @@ def send_at_once(stream: trio.abc.Stream, data: bytes) -> int:
     """Writes what the socket under `stream` takes of `data` now, without yielding; returns how much that
     was (0 for a stream that is not a plain socket: TLS). `SocketStream.send_all` goes through several
     layers of Trio before the bytes leave, which a process just woken from idling pays dearly for (about
-    30 µs on the path from submit to start, benches/redis_throughput.py, in alternating runs)."""
+    30 µs of the submit-to-start p50: probe, the two ways alternating within one run)."""
     if type(stream) is not trio.SocketStream:
         return 0
     try:
