@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import trio
+import trustme
 
 from redis_fixtures import SLOW, RedisServer, free_port
 from skedulr.errors import StorageError
@@ -253,6 +255,71 @@ async def test_calls_go_through_a_unix_socket_too(monkeypatch: pytest.MonkeyPatc
         finally:
             client.close()
             await conn.aclose()
+
+
+async def _tls_proxy(upstream_port: int, cert: trustme.LeafCert, *, task_status: trio.TaskStatus[int]) -> None:
+    """A TLS front for a plain Redis (as a cloud Redis or stunnel would be), with `cert` as its certificate.
+    A client that refuses the handshake only ends its own connection."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+
+    async def relay(client: trio.SocketStream) -> None:
+        tls = trio.SSLStream(client, context, server_side=True)
+        try:
+            async with tls, await trio.open_tcp_stream("127.0.0.1", upstream_port) as server:
+
+                async def up() -> None:
+                    async for data in tls:
+                        await server.send_all(data)
+
+                async def down() -> None:
+                    async for data in server:
+                        await tls.send_all(data)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(up)
+                    nursery.start_soon(down)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # (the client went, or refused the certificate)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(relay, listeners)
+
+
+async def test_a_tls_connection_checks_the_certificate_and_carries_calls(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rediss://: the certificate is checked against the trusted ones (here a test CA, by SSL_CERT_FILE);
+    one that is not trusted fails the call with StorageError, unless the URL says ssl_cert_reqs=none. A
+    TLS stream is not a plain socket: `send_at_once` leaves its bytes to `send_all`."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    sent: list[int] = []
+
+    def noting(stream: trio.abc.Stream, data: bytes) -> int:
+        sent.append(send_at_once(stream, data))
+        return sent[-1]
+
+    monkeypatch.setattr(redis_direct, "send_at_once", noting)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(_tls_proxy, redis_server.port, ca.issue_cert("127.0.0.1"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        trusted = DirectConnection(f"rediss://127.0.0.1:{port}/0", name="test-direct-tls")
+        assert await trusted.eval_script(INCR, ["tls-n"], [5]) == 5
+        assert await trusted.eval_script(INCR, ["tls-n"], [1]) == 6
+        assert sent and set(sent) == {0}  # (each call, the script's loading included)
+        await trusted.aclose()
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-file.pem"))  # the test CA no longer trusted
+        untrusted = DirectConnection(f"rediss://127.0.0.1:{port}/0", name="test-direct-tls-untrusted")
+        with pytest.raises(StorageError, match=r"could not be reached.*certificate verify failed"):
+            await untrusted.eval_script(INCR, ["tls-n"], [1])
+        unchecked = DirectConnection(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none", name="test-direct-tls-none")
+        assert await unchecked.eval_script(INCR, ["tls-n"], [1]) == 7
+        await unchecked.aclose()
+        nursery.cancel_scope.cancel()
+    redis.Redis.from_url(redis_server.url).delete("tls-n")
 
 
 LENGTH = Script("return #ARGV[1]", name="length")

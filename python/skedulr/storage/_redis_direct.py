@@ -286,6 +286,9 @@ class DirectConnection:
 
     def _unreachable(self, error: BaseException) -> StorageError:
         reason = type(error).__name__
+        if not str(error) and error.__cause__ is not None:  # (Trio's bare BrokenResourceError of a TLS refusal)
+            error = error.__cause__
+            reason = f"{reason} from {type(error).__name__}"
         if str(error):
             reason = scrub_secrets(f"{reason}: {error}", self._secret_url)
         if not self._down:
