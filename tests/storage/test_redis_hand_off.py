@@ -389,6 +389,26 @@ async def test_a_failure_taking_a_hand_off_is_logged_and_the_worker_goes_on(
         assert worker.ran.count(lost) == 1 and later in worker.handed
 
 
+async def test_a_message_on_the_hand_channel_that_is_not_a_hand_off_is_logged_and_ignored(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbled or cut-short messages (read by `_core.parse_hand_off`) start nothing; the worker goes on
+    taking hand-offs."""
+    async with _running(redis_url, max_workers=2) as (worker, submitter):
+        channel = f"{{{worker.storage.prefix}}}:hand:{worker.hand_id}"
+        client = redis.Redis.from_url(redis_url)
+        for garbled in (b"not a hand-off", b"default 12\nt1 5 99\njob 0 0\ncut short", b"\xff\xfe 1\n"):
+            assert client.publish(channel, garbled) == 1
+        client.close()
+        with trio.fail_after(5):
+            while caplog.text.count("ignored a hand-off message that is not one") < 3:
+                await trio.sleep(0.01)
+        task_id = await submitter.submit(Task("job"))
+        with trio.fail_after(5):
+            await submitter.wait(task_id)
+        assert worker.ran == [task_id] and worker.handed == [task_id]
+
+
 async def test_no_hand_off_under_a_test_clock(redis_url: str) -> None:
     # use_client_clock is for tests that drive time: a test clock jumps when every task waits, and could
     # jump while a hand-off message is on its way, so that mode keeps to hints and claims
