@@ -472,9 +472,9 @@ async def test_a_prefetched_task_whose_lease_went_unconfirmed_is_handed_back_not
     claim = s._claim
 
     async def counting_claim(pool, free):  # type: ignore[no-untyped-def]
-        rows = await claim(pool, free)
+        rows, full = await claim(pool, free)
         claims.extend(row[4].decode() for row in rows)
-        return rows
+        return rows, full
 
     s._claim = counting_claim  # type: ignore[method-assign]
 

@@ -172,14 +172,14 @@ class Pool:
             # every way of stopping (shutdown, cancellation) finds it and hands it back.
             sent = trio.current_time()  # the leases began after this (the storage's clock may differ)
             with trio.CancelScope(shield=True):
-                rows = await s._claim(self, free)
+                rows, full = await s._claim(self, free)
             if self.is_paused:  # paused while the claim was in flight: nothing starts now
                 s._hand_back_rows(rows)
                 continue
             self.accept(rows, sent)
             if s._stopping:
                 return
-            if rows:
+            if rows or full:  # (full: more may wait, even if every row was seen here before)
                 await trio.lowlevel.checkpoint()
                 continue
             await self._sleep_until_woken(await s._storage.next_due(self.name))

@@ -665,14 +665,17 @@ class Scheduler:
 
     # ----- running attempts -----------------------------------------------------------------------
 
-    async def _claim(self, pool: Pool, free: int) -> list[ClaimRow]:
+    async def _claim(self, pool: Pool, free: int) -> tuple[list[ClaimRow], bool]:
+        """Claims up to `free` tasks for `pool`: returns those not seen here yet, and whether the storage
+        returned all `free` (the queue may hold more: tasks handed here and seen already, which a claim
+        returns first, count against `free` too)."""
         lease_ms = round(self.lease_ttl * 1000)
         runners = max(0, pool.size - pool.running - len(pool.backlog))  # the room it offers for hand-offs
         rows = await self._storage.claim(
             pool.name, free, self._owner, lease_ms, self._clock.now_ms(), idle=(self._hand_id, runners)
         )
         pool.queue_was_empty = not rows  # (before `_unseen`: tasks handed here before count as claimed)
-        return self._unseen(rows, trio.current_time())
+        return self._unseen(rows, trio.current_time()), len(rows) >= free
 
     async def _run_attempt(self, pool: Pool, row: ClaimRow, scope: trio.CancelScope, leased_at: float) -> bool:
         """Runs one attempt inside the runner's `scope` and queues its outcome for the flusher. The only

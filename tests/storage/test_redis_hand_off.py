@@ -409,6 +409,29 @@ async def test_a_message_on_the_hand_channel_that_is_not_a_hand_off_is_logged_an
         assert worker.ran == [task_id] and worker.handed == [task_id]
 
 
+async def test_a_task_queued_behind_a_running_hand_off_is_claimed_ahead(redis_url: str) -> None:
+    """A claim returns first the tasks handed to the instance that it still holds (their message may have
+    been lost); those it has seen already fill the claim's room all the same. The fetcher then claims
+    again, so a task queued meanwhile is claimed ahead, not left waiting for the running job to end."""
+    async with _running(redis_url, max_workers=1) as (worker, submitter):
+        first = await submitter.submit(Task("job"))  # a short job: the pool now claims ahead
+        with trio.fail_after(5):
+            await submitter.wait(first)
+            while worker.hand_id.encode() not in _idle(redis_url, worker.storage.prefix):
+                await trio.sleep(0.01)
+        long = await submitter.submit(Task("job", payload="0.6"))
+        with trio.fail_after(5):
+            while long not in worker.ran:  # handed, and started by its message
+                await trio.sleep(0.005)
+        follower = await submitter.submit(Task("job"))  # queued (no room), with a wake-up hint
+        with trio.fail_after(0.4):  # well before the long job ends
+            while (await worker.sched.stats()).pools["default"].prefetched == 0:
+                await trio.sleep(0.005)
+        with trio.fail_after(5):
+            await submitter.wait(follower)
+        assert worker.ran == [first, long, follower] and worker.handed == [first, long]
+
+
 async def test_no_hand_off_under_a_test_clock(redis_url: str) -> None:
     # use_client_clock is for tests that drive time: a test clock jumps when every task waits, and could
     # jump while a hand-off message is on its way, so that mode keeps to hints and claims
