@@ -319,7 +319,8 @@ async def test_a_tls_connection_checks_the_certificate_and_carries_calls(
         assert await unchecked.eval_script(INCR, ["tls-n"], [1]) == 7
         await unchecked.aclose()
         nursery.cancel_scope.cancel()
-    redis.Redis.from_url(redis_server.url).delete("tls-n")
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete("tls-n")
 
 
 LENGTH = Script("return #ARGV[1]", name="length")
